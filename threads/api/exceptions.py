@@ -1,0 +1,97 @@
+"""The one error envelope (API.md §3) for every error of the canonical API, DRF's own included."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from ..errors import ThreadError
+
+logger = logging.getLogger("threads.api")
+
+
+def _first_param(detail) -> tuple[str | None, str]:
+    """The first field and message of a DRF ValidationError detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            param, message = _first_param(value)
+            name = None if key in ("non_field_errors", "__all__") else key
+            return (f"{name}.{param}" if name and param else name or param), message
+    if isinstance(detail, list) and detail:
+        return _first_param(detail[0])
+    return None, str(detail)
+
+
+def to_thread_error(exc: Exception) -> ThreadError:
+    """Any exception as a domain error; unknown ones become a bare 500."""
+    if isinstance(exc, ThreadError):
+        return exc
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return ThreadError("not_found", "Not found.")
+    if isinstance(exc, exceptions.ParseError):
+        return ThreadError("invalid_json", f"The body is not valid JSON: {exc.detail}")
+    if isinstance(exc, exceptions.NotAuthenticated):
+        return ThreadError("authentication_required", "Authentication credentials were not provided.")
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        detail = exc.detail.get("detail", exc.detail) if isinstance(exc.detail, dict) else exc.detail
+        return ThreadError("invalid_token", str(detail))
+    if isinstance(exc, exceptions.PermissionDenied | DjangoPermissionDenied):
+        message = str(getattr(exc, "detail", "")) or "You do not have permission to do this."
+        return ThreadError("permission_denied", message)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return ThreadError("method_not_allowed", str(exc.detail))
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return ThreadError("unsupported_media_type", "The body must be application/json.")
+    if isinstance(exc, exceptions.Throttled):
+        return ThreadError("rate_limited", "Too many requests; retry later.")
+    if isinstance(exc, RequestDataTooBig):
+        return ThreadError("payload_too_large", "The request body is too large.")
+    if isinstance(exc, exceptions.ValidationError):
+        param, message = _first_param(exc.detail)
+        return ThreadError("invalid_parameters", message, param)
+    if isinstance(exc, OperationalError | InterfaceError):
+        logger.error("database unavailable: %s", exc.__class__.__name__)
+        return ThreadError("service_unavailable", "The database is unavailable; retry shortly.")
+    if isinstance(exc, DatabaseError):
+        logger.exception("database error")
+        return ThreadError("internal_error", "Internal server error.")
+    logger.exception("unhandled error")
+    return ThreadError("internal_error", "Internal server error.")
+
+
+def exception_handler(exc, context):
+    error = to_thread_error(exc)
+    response = Response(error.envelope(), status=error.status)
+    if getattr(exc, "auth_header", None):
+        response["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        response["Retry-After"] = str(int(exc.wait) + 1)
+    return response
+
+
+def _json_error(error: ThreadError) -> JsonResponse:
+    return JsonResponse(error.envelope(), status=error.status)
+
+
+def handler400(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return _json_error(ThreadError("payload_too_large", "The request body is too large."))
+    return _json_error(ThreadError("invalid_parameters", "Bad request."))
+
+
+def handler403(request, exception=None):
+    return _json_error(ThreadError("permission_denied", "Forbidden."))
+
+
+def handler404(request, exception=None):
+    return _json_error(ThreadError("not_found", "Not found."))
+
+
+def handler500(request):
+    return _json_error(ThreadError("internal_error", "Internal server error."))

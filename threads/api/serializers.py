@@ -1,0 +1,164 @@
+"""Output shapes of the canonical API, and request shapes for the OpenAPI document only.
+
+Writes never go through ``serializer.save()``: the services own the merge rules.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Event, Message, Thread
+
+METADATA_VALUE_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "maxLength": 512},
+        {"type": "array", "items": {"type": "string", "maxLength": 512}, "maxItems": 16},
+    ]
+}
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": METADATA_VALUE_SCHEMA, "maxProperties": 16}
+)
+class MetadataField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "maxLength": 4096}, "maxProperties": 64}
+)
+class VariablesField(serializers.JSONField):
+    pass
+
+
+def _constant(value: str):
+    @extend_schema_field({"type": "string", "enum": [value]})
+    class Constant(serializers.Field):
+        def __init__(self, **kwargs):
+            super().__init__(source="*", read_only=True, **kwargs)
+
+        def to_representation(self, _):
+            return value
+
+    return Constant
+
+
+ThreadObject = _constant("thread")
+MessageObject = _constant("thread.message")
+
+
+class ThreadSerializer(serializers.ModelSerializer):
+    object = ThreadObject()
+    metadata = MetadataField()
+    variables = VariablesField()
+    tags = serializers.ListField(child=serializers.CharField())
+    isArchived = serializers.BooleanField(source="is_archived")
+    isActive = serializers.BooleanField(source="is_active")
+    visibleInUi = serializers.BooleanField(source="visible_in_ui")
+    isPinned = serializers.BooleanField(source="is_pinned")
+    projectId = serializers.CharField(source="project_id", allow_null=True)
+    assistantId = serializers.CharField(source="assistant_id", allow_null=True)
+    userId = serializers.CharField(source="user_id", allow_null=True)
+    organizationId = serializers.UUIDField(source="organization_id")
+    messageCount = serializers.IntegerField(source="message_count")
+    lastActivityAt = serializers.DateTimeField(source="last_activity_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    class Meta:
+        model = Thread
+        fields = [
+            "id", "object", "title", "metadata", "variables", "tags", "isArchived", "isActive",
+            "visibleInUi", "isPinned", "projectId", "assistantId", "userId", "organizationId",
+            "messageCount", "lastActivityAt", "createdAt", "updatedAt", "version",
+        ]
+        read_only_fields = fields
+
+
+class ThreadPatchRequest(serializers.Serializer):
+    """A merge PATCH: keys named are set, ``null`` removes a key, nothing else is touched."""
+
+    title = serializers.CharField(max_length=256, required=False, allow_null=True, allow_blank=True)
+    metadata = MetadataField(required=False, allow_null=True)
+    variables = VariablesField(required=False, allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=32, required=False)
+    addTags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    removeTags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    isArchived = serializers.BooleanField(required=False)
+    isActive = serializers.BooleanField(required=False)
+    visibleInUi = serializers.BooleanField(required=False)
+    isPinned = serializers.BooleanField(required=False)
+    projectId = serializers.CharField(max_length=128, required=False, allow_null=True)
+    assistantId = serializers.CharField(max_length=128, required=False, allow_null=True)
+    userId = serializers.CharField(max_length=128, required=False, allow_null=True)
+
+
+class ThreadCreateRequest(ThreadPatchRequest):
+    id = serializers.UUIDField(required=False, help_text="Optional client-supplied id.")
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    object = MessageObject()
+    threadId = serializers.UUIDField(source="thread_id")
+    metadata = MetadataField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Message
+        fields = ["id", "object", "threadId", "role", "content", "metadata", "createdAt"]
+        read_only_fields = fields
+
+
+class MessageCreateRequest(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Message.Role.choices)
+    content = serializers.CharField(max_length=100_000, allow_blank=True)
+    metadata = MetadataField(required=False)
+
+
+class ActorSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(source="actor_type", choices=Event.ActorType.choices)
+    id = serializers.CharField(source="actor_id")
+    name = serializers.CharField(source="actor_name")
+
+
+class EventSerializer(serializers.ModelSerializer):
+    createdAt = serializers.DateTimeField(source="created_at")
+    actor = ActorSerializer(source="*")
+    changes = serializers.JSONField()
+
+    class Meta:
+        model = Event
+        fields = ["id", "createdAt", "action", "version", "actor", "changes"]
+        read_only_fields = fields
+
+
+class ChatTokenRequest(serializers.Serializer):
+    ttlSeconds = serializers.IntegerField(min_value=60, max_value=86_400, required=False, default=3600)
+
+
+class ChatTokenResponse(serializers.Serializer):
+    token = serializers.CharField()
+    threadId = serializers.UUIDField()
+    expiresAt = serializers.DateTimeField()
+
+
+class ErrorDetail(serializers.Serializer):
+    type = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    param = serializers.CharField(required=False)
+
+
+class ErrorResponse(serializers.Serializer):
+    error = ErrorDetail()
+
+
+def page_of(serializer_class):
+    class Page(serializers.Serializer):
+        next = serializers.URLField(allow_null=True)
+        previous = serializers.URLField(allow_null=True)
+        results = serializer_class(many=True)
+
+    Page.__name__ = f"Paginated{serializer_class.__name__.removesuffix('Serializer')}List"
+    return Page

@@ -1,0 +1,16 @@
+from django.urls import path
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from . import views
+
+auth = {"authentication_classes": [], "permission_classes": []}
+
+urlpatterns = [
+    path("auth/token", TokenObtainPairView.as_view(**auth), name="token"),
+    path("auth/token/refresh", TokenRefreshView.as_view(**auth), name="token-refresh"),
+    path("threads", views.ThreadListView.as_view(), name="thread-list"),
+    path("threads/<str:thread_id>", views.ThreadDetailView.as_view(), name="thread-detail"),
+    path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),
+    path("threads/<str:thread_id>/history", views.HistoryView.as_view(), name="thread-history"),
+    path("threads/<str:thread_id>/chat-token", views.ChatTokenView.as_view(), name="thread-chat-token"),
+]

@@ -1,0 +1,180 @@
+"""The canonical REST API (API.md §3): thin doors over ``threads.services``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import selectors, services
+from ..errors import ThreadError, invalid
+from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
+from .pagination import KeysetPagination
+from .serializers import (
+    ChatTokenRequest,
+    ChatTokenResponse,
+    ErrorResponse,
+    EventSerializer,
+    MessageCreateRequest,
+    MessageSerializer,
+    ThreadCreateRequest,
+    ThreadPatchRequest,
+    ThreadSerializer,
+    page_of,
+)
+from .tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
+
+CHAT_WRITABLE = frozenset({"metadata", "variables"})
+ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 412, 413, 415, 422, 429)}
+IF_MATCH = OpenApiParameter(
+    "If-Match", str, OpenApiParameter.HEADER, required=False,
+    description='Write only if the stored version matches, e.g. `"3"`; else 412.',
+)
+
+LIST_PARAMETERS = [
+    OpenApiParameter("tag", str, many=True, description="Repeatable; every tag must match."),
+    *[OpenApiParameter(name, str, enum=["true", "false", "any"])
+      for name in ("isArchived", "visibleInUi", "isActive", "isPinned")],
+    *[OpenApiParameter(name, str) for name in ("projectId", "assistantId", "userId")],
+    OpenApiParameter("search", str, description="Title contains (case-insensitive)."),
+    *[OpenApiParameter(name, datetime) for name in ("createdAfter", "createdBefore", "updatedAfter")],
+    OpenApiParameter("ordering", str, enum=[value for value, _ in ORDERING_CHOICES]),
+    OpenApiParameter("limit", int, description="Page size, default 20, at most 100."),
+    OpenApiParameter("cursor", str, description="From a `next` or `previous` link."),
+    OpenApiParameter(
+        "metadata.{key}", str, description="Exact match on one metadata key (repeatable, any key)."
+    ),
+]
+
+
+def if_match(request) -> int | None:
+    """The version of an ``If-Match: "<version>"`` header; ``*`` or no header means any."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    try:
+        return int(value)
+    except ValueError:
+        raise ThreadError("version_mismatch", "If-Match must be a quoted version number.", "If-Match") from None
+
+
+def thread_response(thread, status: int = 200, **headers) -> Response:
+    return Response(
+        ThreadSerializer(thread).data, status=status, headers={"ETag": f'"{thread.version}"', **headers}
+    )
+
+
+def paginated(request, queryset, serializer_class, ordering) -> Response:
+    paginator = KeysetPagination(ordering)
+    rows = paginator.paginate(queryset, request)
+    return paginator.response(serializer_class(rows, many=True).data)
+
+
+class ThreadListView(APIView):
+    @extend_schema(
+        operation_id="threads_list",
+        parameters=LIST_PARAMETERS,
+        responses={200: page_of(ThreadSerializer), **ERRORS},
+    )
+    def get(self, request):
+        org = request.user.organization
+        filterset = ThreadFilter(request.query_params, queryset=selectors.thread_qs(org))
+        if not filterset.is_valid():
+            field, messages = next(iter(filterset.errors.items()))
+            raise invalid(f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
+                          None if field == "__all__" else field)
+        return paginated(request, filterset.qs, ThreadSerializer, ordering_fields(filterset.ordering_value))
+
+    @extend_schema(
+        operation_id="threads_create", request=ThreadCreateRequest,
+        responses={201: ThreadSerializer, 409: ErrorResponse, **ERRORS},
+    )
+    def post(self, request):
+        thread = services.thread_create(
+            org=request.user.organization, data=request.data, actor=request.user.actor
+        )
+        return thread_response(thread, 201, Location=f"/api/v1/threads/{thread.pk}")
+
+
+class ThreadDetailView(APIView):
+    chat_token_methods = ("GET", "PATCH")
+
+    @extend_schema(operation_id="threads_retrieve", responses={200: ThreadSerializer, **ERRORS})
+    def get(self, request, thread_id):
+        return thread_response(selectors.thread_get(request.user.organization, thread_id))
+
+    @extend_schema(
+        operation_id="threads_update", request=ThreadPatchRequest, parameters=[IF_MATCH],
+        responses={200: ThreadSerializer, **ERRORS},
+    )
+    def patch(self, request, thread_id):
+        principal = request.user
+        fields = None
+        if principal.is_chat_token:
+            if not isinstance(request.data, dict) or set(request.data) - CHAT_WRITABLE:
+                raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
+            fields = CHAT_WRITABLE
+        thread = services.thread_update(
+            org=principal.organization, thread_id=thread_id, patch=request.data,
+            actor=principal.actor, if_match=if_match(request), fields=fields,
+        )
+        return thread_response(thread)
+
+    @extend_schema(operation_id="threads_delete", parameters=[IF_MATCH], responses={204: None, **ERRORS})
+    def delete(self, request, thread_id):
+        services.thread_delete(
+            org=request.user.organization, thread_id=thread_id, actor=request.user.actor,
+            if_match=if_match(request),
+        )
+        return Response(status=204)
+
+
+class MessageListView(APIView):
+    chat_token_methods = ("GET", "POST")
+
+    @extend_schema(operation_id="messages_list", responses={200: page_of(MessageSerializer), **ERRORS})
+    def get(self, request, thread_id):
+        messages = selectors.thread_messages(request.user.organization, thread_id)
+        return paginated(request, messages, MessageSerializer, [("created_at", False), ("id", False)])
+
+    @extend_schema(
+        operation_id="messages_create", request=MessageCreateRequest,
+        responses={201: MessageSerializer, **ERRORS},
+    )
+    def post(self, request, thread_id):
+        message = services.message_add(
+            org=request.user.organization, thread_id=thread_id, data=request.data,
+            actor=request.user.actor,
+        )
+        return Response(MessageSerializer(message).data, status=201)
+
+
+class HistoryView(APIView):
+    @extend_schema(operation_id="history_list", responses={200: page_of(EventSerializer), **ERRORS})
+    def get(self, request, thread_id):
+        events = selectors.thread_events(request.user.organization, thread_id)
+        return paginated(request, events, EventSerializer, [("id", True), ("id", True)])
+
+
+class ChatTokenView(APIView):
+    @extend_schema(
+        operation_id="chat_token_create", request=ChatTokenRequest,
+        responses={200: ChatTokenResponse, **ERRORS},
+    )
+    def post(self, request, thread_id):
+        body = request.data if isinstance(request.data, dict) else None
+        if body is None or set(body) - {"ttlSeconds"}:
+            raise invalid("The body may hold only 'ttlSeconds'.", "ttlSeconds")
+        ttl = body.get("ttlSeconds", CHAT_TTL_DEFAULT)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not CHAT_TTL_MIN <= ttl <= CHAT_TTL_MAX:
+            raise invalid(f"'ttlSeconds' must be a whole number from {CHAT_TTL_MIN} to {CHAT_TTL_MAX}.", "ttlSeconds")
+        thread = selectors.thread_get(request.user.organization, thread_id)
+        token = ChatToken.for_thread(thread, ttl)
+        expires = datetime.fromtimestamp(token["exp"], tz=timezone.utc)
+        return Response({
+            "token": str(token), "threadId": str(thread.pk),
+            "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+        })

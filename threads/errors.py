@@ -1,0 +1,67 @@
+"""Domain errors: each has a code, a message, an optional param, and knows its HTTP status."""
+
+from __future__ import annotations
+
+# code -> (HTTP status, error type) for every code of API.md §3.
+ERROR_KINDS: dict[str, tuple[int, str]] = {
+    "invalid_json": (400, "invalid_request_error"),
+    "invalid_parameters": (400, "invalid_request_error"),
+    "authentication_required": (401, "authentication_error"),
+    "invalid_token": (401, "authentication_error"),
+    "permission_denied": (403, "permission_error"),
+    "thread_not_found": (404, "not_found_error"),
+    "not_found": (404, "not_found_error"),
+    "method_not_allowed": (405, "invalid_request_error"),
+    "thread_exists": (409, "conflict_error"),
+    "version_mismatch": (412, "precondition_failed_error"),
+    "payload_too_large": (413, "invalid_request_error"),
+    "unsupported_media_type": (415, "invalid_request_error"),
+    "metadata_limit_exceeded": (422, "validation_error"),
+    "metadata_key_invalid": (422, "validation_error"),
+    "metadata_value_too_long": (422, "validation_error"),
+    "variables_limit_exceeded": (422, "validation_error"),
+    "variables_key_invalid": (422, "validation_error"),
+    "variables_value_too_long": (422, "validation_error"),
+    "tags_invalid": (422, "validation_error"),
+    "title_too_long": (422, "validation_error"),
+    "rate_limited": (429, "rate_limit_error"),
+    "service_unavailable": (503, "api_error"),
+    "internal_error": (500, "api_error"),
+}
+
+
+class ThreadError(Exception):
+    """An error a client can act on. ``code`` is one of ``ERROR_KINDS``."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        if code not in ERROR_KINDS:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.message = message
+        self.param = param
+
+    @property
+    def status(self) -> int:
+        return ERROR_KINDS[self.code][0]
+
+    @property
+    def type(self) -> str:
+        return ERROR_KINDS[self.code][1]
+
+    def envelope(self) -> dict:
+        error = {"type": self.type, "code": self.code, "message": self.message}
+        if self.param is not None:
+            error["param"] = self.param
+        return {"error": error}
+
+    def __repr__(self) -> str:
+        return f"ThreadError({self.code!r}, {self.message!r}, param={self.param!r})"
+
+
+def invalid(message: str, param: str | None = None) -> ThreadError:
+    return ThreadError("invalid_parameters", message, param)
+
+
+def not_found() -> ThreadError:
+    return ThreadError("thread_not_found", "Thread not found.")

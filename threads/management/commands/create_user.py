@@ -1,0 +1,36 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from threads.models import Membership
+
+from ._common import get_org
+
+
+class Command(BaseCommand):
+    help = "Create a user who is a member (or viewer) of an organization."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--org", required=True, help="Organization slug.")
+        parser.add_argument("--password", help="Default: a random one, printed.")
+        parser.add_argument("--role", choices=["member", "viewer"], default="member")
+        parser.add_argument("--superuser", action="store_true", help="May also use the admin.")
+
+    def handle(self, *args, username, org, password, role, superuser, **options):
+        organization = get_org(org)
+        User = get_user_model()
+        if User.objects.filter(username=username).exists():
+            raise CommandError(f"User '{username}' already exists.")
+        generated = password is None
+        password = password or secrets.token_urlsafe(12)
+        with transaction.atomic():
+            user = User.objects.create_user(
+                username=username, password=password, is_staff=superuser, is_superuser=superuser
+            )
+            Membership.objects.create(user=user, organization=organization, role=role)
+        self.stdout.write(f"Created user '{username}' ({role}) in '{organization.slug}'.")
+        if generated:
+            self.stdout.write(f"Password: {password}")
