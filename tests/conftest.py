@@ -1,0 +1,130 @@
+"""Fixtures: organizations, people and keys made the way the product makes them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from threads.keys import api_key_create
+from threads.models import Membership, Organization
+from threads.services import Actor, thread_create
+
+ACTOR = Actor.command("tests")
+
+
+class Api:
+    """A client bound to one credential, speaking JSON."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = APIClient()
+        if token:
+            self.client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def _send(self, method: str, path: str, body=None, **headers):
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        data = None if body is None else json.dumps(body)
+        return getattr(self.client, method)(path, data=data, content_type="application/json", **extra)
+
+    def get(self, path: str, params=None, **headers):
+        extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        return self.client.get(path, params or {}, **extra)
+
+    def post(self, path, body=None, **headers):
+        return self._send("post", path, body, **headers)
+
+    def patch(self, path, body=None, **headers):
+        return self._send("patch", path, body, **headers)
+
+    def put(self, path, body=None, **headers):
+        return self._send("put", path, body, **headers)
+
+    def delete(self, path, **headers):
+        return self._send("delete", path, None, **headers)
+
+
+def make_org(slug: str) -> Organization:
+    return Organization.objects.create(slug=slug, name=slug.title())
+
+
+def make_user(org: Organization, username: str, role: str = "member", password: str = "pw-123456"):
+    user = get_user_model().objects.create_user(username=username, password=password)
+    Membership.objects.create(user=user, organization=org, role=role)
+    return user
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return make_org("acme")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return make_org("globex")
+
+
+@pytest.fixture
+def write_key(org) -> str:
+    return api_key_create(org=org, name="writer", scope="write")[1]
+
+
+@pytest.fixture
+def read_key(org) -> str:
+    return api_key_create(org=org, name="reader", scope="read")[1]
+
+
+@pytest.fixture
+def other_key(other_org) -> str:
+    return api_key_create(org=other_org, name="other", scope="write")[1]
+
+
+@pytest.fixture
+def api(write_key) -> Api:
+    return Api(write_key)
+
+
+@pytest.fixture
+def reader(read_key) -> Api:
+    return Api(read_key)
+
+
+@pytest.fixture
+def outsider(other_key) -> Api:
+    return Api(other_key)
+
+
+@pytest.fixture
+def member(org):
+    return make_user(org, "mia", "member")
+
+
+@pytest.fixture
+def viewer(org):
+    return make_user(org, "vic", "viewer")
+
+
+@pytest.fixture
+def member_api(member) -> Api:
+    return Api(str(AccessToken.for_user(member)))
+
+
+@pytest.fixture
+def viewer_api(viewer) -> Api:
+    return Api(str(AccessToken.for_user(viewer)))
+
+
+@pytest.fixture
+def thread(org):
+    return thread_create(
+        org=org,
+        actor=ACTOR,
+        data={"title": "Hello", "metadata": {"a": "1"}, "variables": {"v": "x"}, "tags": ["one"]},
+    )
+
+
+def url(thread_or_id, suffix: str = "") -> str:
+    thread_id = getattr(thread_or_id, "pk", thread_or_id)
+    return f"/api/v1/threads/{thread_id}{suffix}"
