@@ -7,7 +7,7 @@ from django.test import override_settings
 
 from threads.models import Event, Thread
 
-from .conftest import Api, url
+from .conftest import url
 
 pytestmark = pytest.mark.django_db
 

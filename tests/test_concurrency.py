@@ -71,8 +71,8 @@ def test_two_patches_with_the_same_if_match_give_one_200_and_one_412(setup):
     path = f"/api/v1/threads/{thread.pk}"
     for round_ in range(3):
         version = Thread.objects.get(pk=thread.pk).version
-        results = run_at_once(2, lambda i, v=version: call(
-            base, key, "PATCH", path, {"title": f"r{round_}-w{i}"}, {"If-Match": f'"{v}"'}))
+        results = run_at_once(2, lambda i, v=version, r=round_: call(
+            base, key, "PATCH", path, {"title": f"r{r}-w{i}"}, {"If-Match": f'"{v}"'}))
         statuses = sorted(status for status, _ in results)
         assert statuses == [200, 412], results
         assert Thread.objects.get(pk=thread.pk).version == version + 1

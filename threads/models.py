@@ -123,6 +123,9 @@ class Message(models.Model):
     class Meta:
         indexes = [models.Index(fields=["thread", "created_at", "id"], name="message_thread_created")]
 
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
 
 class Event(models.Model):
     """One change to a thread. Kept after the thread is deleted (no foreign key to it)."""

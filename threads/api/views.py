@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -173,7 +173,7 @@ class ChatTokenView(APIView):
             raise invalid(f"'ttlSeconds' must be a whole number from {CHAT_TTL_MIN} to {CHAT_TTL_MAX}.", "ttlSeconds")
         thread = selectors.thread_get(request.user.organization, thread_id)
         token = ChatToken.for_thread(thread, ttl)
-        expires = datetime.fromtimestamp(token["exp"], tz=timezone.utc)
+        expires = datetime.fromtimestamp(token["exp"], tz=UTC)
         return Response({
             "token": str(token), "threadId": str(thread.pk),
             "expiresAt": expires.isoformat().replace("+00:00", "Z"),
