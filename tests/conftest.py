@@ -128,3 +128,12 @@ def thread(org):
 def url(thread_or_id, suffix: str = "") -> str:
     thread_id = getattr(thread_or_id, "pk", thread_or_id)
     return f"/api/v1/threads/{thread_id}{suffix}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

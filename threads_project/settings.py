@@ -23,11 +23,27 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# The fallback is for development and tests only; `check --deploy` flags it (django-insecure-).
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or (
-    "insecure-development-key-set-DJANGO_SECRET_KEY-in-production-0123456789"
+    "django-insecure-development-key-set-DJANGO_SECRET_KEY-in-production-0123456789"
 )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- Transport security (production: DEBUG off) --------------------------------------------------
+# Behind a TLS-terminating proxy set DJANGO_SECURE_PROXY_SSL_HEADER=1 so that Django trusts its
+# X-Forwarded-Proto header, and DJANGO_SECURE_SSL_REDIRECT=1 unless the proxy redirects itself.
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -139,9 +155,19 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": [],
+    "DEFAULT_THROTTLE_CLASSES": ["threads.api.throttling.PrincipalThrottle"],
+    "NUM_PROXIES": int(os.environ["DJANGO_NUM_PROXIES"]) if os.environ.get("DJANGO_NUM_PROXIES") else None,
     "EXCEPTION_HANDLER": "threads.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# Requests per API key / user / chat token, and password attempts per address ("" = unlimited).
+THROTTLE_RATES = {
+    "api_key": os.environ.get("THROTTLE_API_KEY", "6000/min"),
+    "user": os.environ.get("THROTTLE_USER", "1200/min"),
+    "chat_token": os.environ.get("THROTTLE_CHAT_TOKEN", "600/min"),
+    "login": os.environ.get("THROTTLE_LOGIN", "10/min"),
 }
 
 SIMPLE_JWT = {

@@ -2,8 +2,9 @@ from django.urls import path
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from . import views
+from .throttling import LoginThrottle
 
-auth = {"authentication_classes": [], "permission_classes": []}
+auth = {"authentication_classes": [], "permission_classes": [], "throttle_classes": [LoginThrottle]}
 
 urlpatterns = [
     path("auth/token", TokenObtainPairView.as_view(**auth), name="token"),

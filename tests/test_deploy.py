@@ -1,0 +1,44 @@
+"""Production settings pass Django's deployment checks; CSRF guards the session-based pages."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
+    "DJANGO_DEBUG": "0",
+    "DJANGO_ALLOWED_HOSTS": "threads.example.com",
+    "DJANGO_SECURE_SSL_REDIRECT": "1",
+}
+
+
+def check_deploy(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = check_deploy(PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_flags_the_development_secret_key():
+    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
+    result = check_deploy({**env, "DJANGO_SECRET_KEY": ""})
+    assert result.returncode != 0 and "security.W009" in result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_admin_login_post_without_a_csrf_token_is_403():
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403

@@ -1,0 +1,67 @@
+"""Rate limits per API key, per user, per chat token, and per client address at login.
+
+Fixed-window counters in the default cache: ``cache.add`` + ``cache.incr`` are atomic on Redis
+(shared by every worker when ``REDIS_URL`` is set) and on the local-memory cache.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
+
+from .authentication import Principal
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """``"600/min"`` -> ``(600, 60)``; empty means unlimited."""
+    if not rate:
+        return None
+    count, period = rate.split("/")
+    return int(count), UNITS[period.strip()[0]]
+
+
+class _WindowThrottle(BaseThrottle):
+    wait_seconds: float | None = None
+
+    def _hit(self, ident: str, rate: str | None) -> bool:
+        parsed = parse_rate(rate)
+        if parsed is None:
+            return True
+        limit, period = parsed
+        now = time.time()
+        key = f"throttle:{ident}:{int(now // period)}"
+        cache.add(key, 0, period + 1)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # evicted between add and incr
+            cache.set(key, 1, period + 1)
+            count = 1
+        if count > limit:
+            self.wait_seconds = period - (now % period)
+            return False
+        return True
+
+    def wait(self) -> float | None:
+        return self.wait_seconds
+
+
+class PrincipalThrottle(_WindowThrottle):
+    """One budget per API key, per user and per chat-token thread (rates: ``THROTTLE_RATES``)."""
+
+    def allow_request(self, request, view) -> bool:
+        principal = request.user
+        if not isinstance(principal, Principal):
+            return True
+        return self._hit(principal.pk, settings.THROTTLE_RATES.get(principal.kind))
+
+
+class LoginThrottle(_WindowThrottle):
+    """Password attempts per client address."""
+
+    def allow_request(self, request, view) -> bool:
+        return self._hit(f"login:{self.get_ident(request)}", settings.THROTTLE_RATES.get("login"))
