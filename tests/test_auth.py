@@ -141,3 +141,13 @@ def test_an_inactive_user_is_401(org, thread):
 def test_create_api_key_scope_is_recorded(org):
     key, _ = api_key_create(org=org, name="r", scope="read")
     assert ApiKey.objects.get(pk=key.pk).scope == "read"
+
+
+def test_a_rotated_signing_key_is_accepted_only_while_listed_as_previous(member, thread, settings):
+    from rest_framework_simplejwt.backends import TokenBackend
+
+    payload = dict(AccessToken.for_user(member).payload)
+    old = TokenBackend("HS256", "the-previous-signing-key-0123456789-abcdefghij").encode(payload)
+    assert error_code(Api(old).get(url(thread)), 401) == "invalid_token"
+    settings.JWT_PREVIOUS_SIGNING_KEYS = ["the-previous-signing-key-0123456789-abcdefghij"]
+    assert Api(old).get(url(thread)).status_code == 200

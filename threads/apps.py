@@ -7,3 +7,6 @@ class ThreadsConfig(AppConfig):
 
     def ready(self) -> None:
         from .api import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from .api.tokens import install_rotating_backend
+
+        install_rotating_backend()

@@ -170,6 +170,9 @@ THROTTLE_RATES = {
     "login": os.environ.get("THROTTLE_LOGIN", "10/min"),
 }
 
+# Keys that signed tokens before the last rotation: still accepted until those tokens expire.
+JWT_PREVIOUS_SIGNING_KEYS = env_list("JWT_PREVIOUS_SIGNING_KEYS")
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=int(os.environ.get("JWT_REFRESH_DAYS", "7"))),
