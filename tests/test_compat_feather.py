@@ -47,7 +47,12 @@ def test_it_merges_metadata_and_variables_and_answers_the_documented_shape(threa
     body = response.json()
     assert list(body) == ["thread"]
     assert set(body["thread"]) == {
-        "threadId", "metadata", "variables", "isActive", "createdAt", "lastActivityAt",
+        "threadId",
+        "metadata",
+        "variables",
+        "isActive",
+        "createdAt",
+        "lastActivityAt",
     }
     assert body["thread"]["threadId"] == str(thread.pk)
     assert body["thread"]["metadata"] == {"a": "1", "plan": "pro"}
@@ -172,7 +177,9 @@ def test_an_unexpected_error_is_500_internal_server_error_with_no_details():
 
     assert response.status_code == 500
     assert response.data == {
-        "status": 500, "message": "Internal server error", "code": "INTERNAL_SERVER_ERROR",
+        "status": 500,
+        "message": "Internal server error",
+        "code": "INTERNAL_SERVER_ERROR",
         "success": False,
     }
     assert "secret" not in json.dumps(response.data)

@@ -92,9 +92,12 @@ class ChatThreadSessionView(CompatView):
         operation_id="feather_chat_thread_update",
         summary="Update web chat thread session metadata",
         parameters=[OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)],
-        request={"application/json": {
-            "type": "object", "properties": {"metadata": STRING_MAP, "variables": STRING_MAP},
-        }},
+        request={
+            "application/json": {
+                "type": "object",
+                "properties": {"metadata": STRING_MAP, "variables": STRING_MAP},
+            }
+        },
         responses={
             200: {"type": "object", "properties": {"thread": THREAD}, "required": ["thread"]},
             **{status: ERROR for status in (400, 401, 403, 404, 500)},
@@ -105,7 +108,10 @@ class ChatThreadSessionView(CompatView):
         require_string_map(body, "metadata")
         principal = request.user
         thread = services.thread_update(
-            org=principal.organization, thread_id=thread_id, patch=body,
-            actor=principal.actor, fields=WRITABLE,
+            org=principal.organization,
+            thread_id=thread_id,
+            patch=body,
+            actor=principal.actor,
+            fields=WRITABLE,
         )
         return Response(render(thread))
