@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
 from langbase import Langbase
 from langbase.errors import BadRequestError, NotFoundError
 
@@ -184,8 +185,15 @@ def test_a_user_token_writes_as_the_user(member_api, api, thread):
     assert last_event(api, thread.pk)["actor"]["type"] == "user"
 
 
-def test_the_real_langbase_sdk_round_trips_all_six_calls(live_server, write_key, api):
-    lb = Langbase(api_key=write_key, base_url=live_server.url)
+@pytest.fixture
+def lb(write_key, live_server, monkeypatch) -> Langbase:
+    """The real SDK, pointed at this service. The live server answers from threads of its own;
+    a connection kept open there (CONN_MAX_AGE) would stop PostgreSQL dropping the test database."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    return Langbase(api_key=write_key, base_url=live_server.url)
+
+
+def test_the_real_langbase_sdk_round_trips_all_six_calls(lb, api):
 
     created = lb.threads.create(
         metadata={"userId": "user123", "topic": "support"},
@@ -223,8 +231,7 @@ def test_the_real_langbase_sdk_round_trips_all_six_calls(live_server, write_key,
     assert error.value.code == "thread_not_found"
 
 
-def test_the_sdk_sees_a_refused_id_as_a_bad_request(live_server, write_key):
-    lb = Langbase(api_key=write_key, base_url=live_server.url)
+def test_the_sdk_sees_a_refused_id_as_a_bad_request(lb):
 
     with pytest.raises(BadRequestError) as error:
         lb.threads.create(thread_id="thread_abc123")
