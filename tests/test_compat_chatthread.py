@@ -191,3 +191,9 @@ def test_a_read_key_and_a_chat_token_are_403(reader, thread):
 
 def test_another_method_is_405_in_the_detail_shape(api, thread):
     assert detail(api.get(path(thread)), 405) == "Method Not Allowed"
+
+
+def test_a_body_that_is_not_json_is_415_in_the_detail_shape(api, thread):
+    response = api.client.patch(path(thread), data="title=x", content_type="text/plain")
+
+    assert detail(response, 415) == "Unsupported Media Type"

@@ -183,3 +183,13 @@ def test_an_unexpected_error_is_500_internal_server_error_with_no_details():
         "success": False,
     }
     assert "secret" not in json.dumps(response.data)
+
+
+def test_a_body_that_is_not_json_is_400_bad_request(thread):
+    response = chat_api(thread).client.patch(path(thread), data="a=1", content_type="text/plain")
+
+    assert_error(response, 400, "BAD_REQUEST")
+
+
+def test_another_method_is_405_in_the_surface_shape(thread):
+    assert_error(chat_api(thread).get(path(thread)), 405, "METHOD_NOT_ALLOWED")
