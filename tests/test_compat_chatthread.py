@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from threads.compat.chatthread import ChatThreadView
 from threads.models import Thread
 
 from .compat_support import canonical, chat_api, last_event
@@ -197,3 +198,9 @@ def test_a_body_that_is_not_json_is_415_in_the_detail_shape(api, thread):
     response = api.client.patch(path(thread), data="title=x", content_type="text/plain")
 
     assert detail(response, 415) == "Unsupported Media Type"
+
+
+def test_an_unexpected_error_is_500_with_a_bare_detail():
+    response = ChatThreadView().handle_error(RuntimeError("secret SQL"), {})
+
+    assert (response.status_code, response.data) == (500, {"detail": "Internal Server Error"})

@@ -173,7 +173,7 @@ def test_a_limit_error_is_told_as_400_bad_request(thread):
 
 
 def test_an_unexpected_error_is_500_internal_server_error_with_no_details():
-    response = ChatThreadSessionView()._handle(RuntimeError("secret SQL"), {})
+    response = ChatThreadSessionView().handle_error(RuntimeError("secret SQL"), {})
 
     assert response.status_code == 500
     assert response.data == {

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from threads.compat.freddy import ThreadMetadataView
 from threads.models import Thread
 from threads.services import thread_create
 
@@ -180,3 +181,16 @@ def test_a_read_key_a_viewer_and_a_chat_token_are_403(reader, viewer_api, thread
             client.patch(path(thread), EXAMPLE), 403, "permission_error", "permission_denied"
         )
     assert Thread.objects.get(pk=thread.pk).version == 1
+
+
+def test_an_unexpected_error_is_500_in_the_error_envelope_with_no_details():
+    response = ThreadMetadataView().handle_error(RuntimeError("secret SQL"), {})
+
+    assert response.status_code == 500
+    assert response.data == {
+        "error": {
+            "message": "Internal server error.",
+            "type": "api_error",
+            "code": "internal_error",
+        }
+    }

@@ -25,9 +25,9 @@ class CompatView(APIView):
         raise NotImplementedError
 
     def get_exception_handler(self):
-        return self._handle
+        return self.handle_error
 
-    def _handle(self, exc: Exception, context) -> Response:
+    def handle_error(self, exc: Exception, context) -> Response:
         response = self.error_response(to_thread_error(exc), exc)
         if getattr(exc, "auth_header", None) and response.status_code == 401:
             response["WWW-Authenticate"] = exc.auth_header

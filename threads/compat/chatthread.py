@@ -94,16 +94,8 @@ def problem(loc: list, type_: str, msg: str, value: Any) -> dict[str, Any]:
 def parse(body: Any) -> dict[str, Any]:
     """The patch to apply: the fields given and not null, each of the right JSON type."""
     if not isinstance(body, dict):
-        raise RequestValidationError(
-            [
-                problem(
-                    [],
-                    "model_attributes_type",
-                    "Input should be a valid dictionary or object to extract fields from",
-                    body,
-                )
-            ]
-        )
+        message = "Input should be a valid dictionary or object to extract fields from"
+        raise RequestValidationError([problem([], "model_attributes_type", message, body)])
     errors = []
     for name, value in body.items():
         if name not in WRITABLE:
@@ -150,24 +142,13 @@ def render(thread) -> dict:
 
 
 class ChatThreadView(CompatView):
-    def get_exception_handler(self):
-        handle = super().get_exception_handler()
-
-        def handler(exc, context):
-            if isinstance(exc, ParseError):  # FastAPI answers a body it cannot decode with 422
-                exc = RequestValidationError(
-                    [
-                        {
-                            **problem([], "json_invalid", "JSON decode error", {}),
-                            "ctx": {"error": str(exc.detail)},
-                        }
-                    ]
-                )
-            if isinstance(exc, RequestValidationError):
-                return Response({"detail": exc.errors}, status=422)
-            return handle(exc, context)
-
-        return handler
+    def handle_error(self, exc: Exception, context) -> Response:
+        if isinstance(exc, ParseError):  # FastAPI answers a body it cannot decode with a 422
+            error = problem([], "json_invalid", "JSON decode error", {})
+            exc = RequestValidationError([{**error, "ctx": {"error": str(exc.detail)}}])
+        if isinstance(exc, RequestValidationError):
+            return Response({"detail": exc.errors}, status=422)
+        return super().handle_error(exc, context)
 
     def error_response(self, error: ThreadError, exc: Exception) -> Response:
         if error.status in (400, 422):  # a value the service refused: pydantic would say 422
