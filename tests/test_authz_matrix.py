@@ -77,6 +77,31 @@ ROUTES = [
     canonical("chat_token", "post", "api/v1/threads/<str:thread_id>/chat-token",
               "/api/v1/threads/{id}/chat-token", {}, 200, True),
 ]
+
+def chat_only(name, method, pattern, path, body, ok):
+    """Seed 000: a chat token for the thread in the path, nothing else (401 for any other credential)."""
+    expect = {caller: 401 for caller in CALLERS}
+    expect.update(chat_this_thread=ok, chat_token_as_user=ok, chat_other_thread=403)
+    return Route(name, method, pattern, path, body, expect, True)
+
+
+LANGBASE_MESSAGES = [{"role": "user", "content": "hi"}]
+ROUTES += [
+    chat_only("feather_update", "patch", "api/v1/chat/threads/<str:thread_id>", "/api/v1/chat/threads/{id}",
+              {"metadata": {"k": "v"}}, 200),
+    canonical("freddy_metadata", "patch", "v1/threads/<str:thread_id>/metadata", "/v1/threads/{id}/metadata",
+              META, 200, True),
+    canonical("chatthread_update", "patch", "api/chat/threads/<str:thread_id>", "/api/chat/threads/{id}",
+              {"title": "t2"}, 200, True),
+    canonical("langbase_create", "post", "v1/threads", "/v1/threads", {"metadata": {"k": "v"}}, 200, True),
+    canonical("langbase_get", "get", "v1/threads/<str:thread_id>", "/v1/threads/{id}", None, 200, False),
+    canonical("langbase_update", "post", "v1/threads/<str:thread_id>", "/v1/threads/{id}", META, 200, True),
+    canonical("langbase_delete", "delete", "v1/threads/<str:thread_id>", "/v1/threads/{id}", None, 200, True),
+    canonical("langbase_messages_list", "get", "v1/threads/<str:thread_id>/messages", "/v1/threads/{id}/messages",
+              None, 200, False),
+    canonical("langbase_messages_add", "post", "v1/threads/<str:thread_id>/messages", "/v1/threads/{id}/messages",
+              LANGBASE_MESSAGES, 200, True),
+]
 # Routes that take no caller credentials, or belong to the session-based pages.
 EXEMPT_PREFIXES = ("admin/", "ops/", "accounts/", "api/schema/", "api/docs/", "api/v1/auth/token", "static/")
 
@@ -143,6 +168,7 @@ def test_matrix(world, route, caller):
     expected = route.expect[caller]
     assert response.status_code == expected, (route.name, caller, response.content[:300])
     if expected >= 400:
-        assert "error" in response.json() or "detail" in response.json() or "success" in response.json()
+        body = response.json()
+        assert {"error", "detail", "success"} & set(body), body  # the surface's own error shape
         if route.write:
             assert _state(thread) == before, f"a refused {route.name} by {caller} changed something"
