@@ -57,9 +57,10 @@ def map_patch(old: dict, new) -> dict | None:
 
 def add_thread_error(form: forms.Form, error: ThreadError) -> None:
     """Show a domain error next to the field its ``param`` names (``metadata.foo`` → metadata)."""
-    name = (error.param or "").split(".")[0]
+    name, _, key = (error.param or "").partition(".")
     field = merge.WRITABLE.get(name, name)
-    form.add_error(field if field in form.fields else None, error.message)
+    message = f"{key}: {error.message}" if key else error.message
+    form.add_error(field if field in form.fields else None, message)
 
 
 class ThreadAdminForm(forms.ModelForm):
@@ -68,6 +69,8 @@ class ThreadAdminForm(forms.ModelForm):
     class Meta:
         model = Thread
         fields = ["organization", *merge.WRITABLE.values()]
+        labels = {"visible_in_ui": "Visible in UI", "project_id": "Project ID",
+                  "assistant_id": "Assistant ID", "user_id": "User ID"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
