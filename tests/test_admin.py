@@ -60,6 +60,7 @@ def test_the_change_form_shows_the_history(admin_client, thread):
     assert response.status_code == 200
     assert "History (newest first)" in response.text
     assert "metadata.a: (none) → 1" in response.text
+    assert f'href="/ops/threads/{thread.pk}/?org=acme"' in response.text  # "View on site"
 
 
 def test_saving_merges_metadata_through_the_service(admin_client, admin_user, thread):

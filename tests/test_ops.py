@@ -219,6 +219,19 @@ def test_a_superuser_picks_the_organization(client, admin_user, org, other_org):
     assert "?org=globex" in response.text
 
 
+def test_a_superuser_opens_any_organizations_thread_page(client, admin_user, org, other_org):
+    theirs = make(other_org, title="Theirs")
+    client.force_login(admin_user)
+
+    response = client.get(page(theirs))
+    saved = client.post(page(theirs), edit_data(theirs, title="Renamed by root"))
+
+    assert response.status_code == 200 and 'href="/ops/threads/?org=globex"' in response.text
+    assert saved.status_code == 302
+    theirs.refresh_from_db()
+    assert theirs.title == "Renamed by root"
+
+
 # --- bulk actions ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("action", "start", "check"), [

@@ -12,6 +12,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from . import merge, services
 from .errors import ThreadError
@@ -135,6 +137,10 @@ class ThreadAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def view_on_site(self, obj):  # the operator page of the thread
+        query = urlencode({"org": obj.organization.slug})
+        return f"{reverse('ops:thread-detail', args=[obj.pk])}?{query}"
 
     @admin.display(description="History (newest first)")
     def history(self, obj):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from django.contrib import messages
@@ -36,12 +37,13 @@ class Operator:
     orgs: list[Organization] = field(default_factory=list)
 
 
-def operator(request) -> Operator:
-    """The signed-in user's organization and rights; a superuser may pick one with ``org``."""
+def operator(request, thread_id=None) -> Operator:
+    """The signed-in user's organization and rights. A superuser may pick one with ``org``;
+    on a thread page without it, the thread's own organization is theirs."""
     membership = Membership.objects.select_related("organization").filter(user=request.user).first()
     if request.user.is_superuser:
         orgs = list(Organization.objects.order_by("slug"))
-        slug = request.GET.get("org")
+        slug = request.GET.get("org") or (thread_id and _org_slug_of(thread_id))
         org = next((o for o in orgs if o.slug == slug), None) or (
             membership.organization if membership else (orgs[0] if orgs else None))
         if org is None:
@@ -50,6 +52,14 @@ def operator(request) -> Operator:
     if membership is None:
         raise PermissionDenied("You are not a member of any organization.")
     return Operator(membership.organization, membership.role == Membership.Role.MEMBER)
+
+
+def _org_slug_of(thread_id) -> str | None:
+    try:
+        pk = uuid.UUID(str(thread_id))
+    except ValueError:
+        return None
+    return Organization.objects.filter(threads__pk=pk).values_list("slug", flat=True).first()
 
 
 @login_required
@@ -117,7 +127,7 @@ def bulk_update(request, op: Operator):
 
 @login_required
 def thread_detail(request, thread_id):
-    op = operator(request)
+    op = operator(request, thread_id)
     try:
         thread = selectors.thread_get(op.org, thread_id)
     except ThreadError:
