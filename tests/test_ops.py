@@ -291,14 +291,27 @@ def test_a_bad_tag_is_shown_and_changes_nothing(mia, org):
     assert one.tags == [] and one.version == 1
 
 
+def test_a_thread_that_refuses_a_bulk_change_stops_the_run(mia, org):
+    full = make(org, tags=[f"t{i}" for i in range(32)])
+    fine = make(org)
+
+    response = mia.post(LIST, {"ids": [full.pk, fine.pk], "action": "add_tag", "tag": "more"},
+                        follow=True)
+
+    assert "Stopped at a thread that refused the change" in response.text
+    full.refresh_from_db()
+    fine.refresh_from_db()
+    assert len(full.tags) == 32 and full.version == 1 and fine.tags == []
+
+
 def test_a_bulk_post_without_rows_or_tag_is_an_error_message(mia, org):
     one = make(org)
 
     no_rows = mia.post(LIST, {"action": "archive"}, follow=True)
     no_tag = mia.post(LIST, {"ids": [one.pk], "action": "add_tag"}, follow=True)
 
-    assert "Select at least one thread." in no_rows.text
-    assert "Enter the tag to add or remove." in no_tag.text
+    assert "Nothing changed: Select at least one thread." in no_rows.text
+    assert "Nothing changed: Enter the tag to add or remove." in no_tag.text
     one.refresh_from_db()
     assert one.version == 1
 
@@ -350,10 +363,32 @@ def test_saving_an_unchanged_page_writes_nothing(mia, thread):
     assert thread.version == 1
 
 
+def test_what_a_browser_cannot_show_survives_an_unrelated_save(mia, org):
+    """An <input> drops line breaks and the tags field splits on commas: unchanged, they stay."""
+    thread = make(org, title="Two\nlines", tags=["a,b"], variables={"prompt": "Hi\nthere"},
+                  metadata={"k\ney": "v"})
+
+    response = mia.post(page(thread), edit_data(
+        thread, title="Twolines", tags="a,b", variables_value=["Hi\r\nthere", ""],
+        metadata_key=["key", ""], isPinned="on"))
+
+    assert response.status_code == 302
+    thread.refresh_from_db()
+    assert thread.title == "Two\nlines" and thread.tags == ["a,b"] and thread.is_pinned
+    assert thread.variables == {"prompt": "Hi\nthere"} and thread.metadata == {"k\ney": "v"}
+
+
+def test_a_textarea_value_is_stored_with_unix_line_breaks(mia, thread):
+    mia.post(page(thread), edit_data(thread, variables_value=["one\r\ntwo", ""]))
+
+    thread.refresh_from_db()
+    assert thread.variables == {"v": "one\ntwo"}
+
+
 def test_a_list_value_is_edited_as_json(mia, org):
     thread = make(org, metadata={"l": ["a", "b"]})
 
-    assert 'value="[&quot;a&quot;, &quot;b&quot;]"' in mia.get(page(thread)).text
+    assert '>\n[&quot;a&quot;, &quot;b&quot;]</textarea>' in mia.get(page(thread)).text
     mia.post(page(thread), edit_data(thread, metadata_value=['["a", "c"]', ""]))
     bad = mia.post(page(thread), edit_data(thread, version=2, metadata_value=["a, c", ""]))
 

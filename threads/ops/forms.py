@@ -43,6 +43,11 @@ class BulkForm(forms.Form):
         tag_action = cleaned.get("action") in ("add_tag", "remove_tag")
         if tag_action and not cleaned.get("tag", "").strip():
             self.add_error("tag", "Enter the tag to add or remove.")
+        elif "action" in cleaned:
+            try:
+                merge.parse_patch(self.patch())  # the service's own parser, before any write
+            except ThreadError as error:
+                self.add_error("tag", error.message)
         return cleaned
 
     def patch(self) -> dict:
@@ -89,16 +94,20 @@ class ThreadForm(forms.Form):
         }
 
     def patch(self, thread) -> dict:
-        """The fields that differ from the stored thread, with canonical names and shapes."""
-        data = self.cleaned_data
-        wanted = {
-            "title": data["title"],
-            "tags": [tag.strip() for tag in data["tags"].split(",") if tag.strip()],
-            **{name: data[name] for name in FLAGS},
-            **{name: data[name] or None for name in IDS},
+        """The fields the operator changed, with canonical names and shapes. A field is changed
+        when it differs from what the page showed, as a browser posts it back (so a title with
+        a line break or a tag with a comma survives an unrelated save)."""
+        shown = self.initial_for(thread)
+        patch = {
+            name: value for name, value in self.cleaned_data.items()
+            if name != "version" and value != _as_posted(shown[name], self.fields[name])
         }
-        return {name: value for name, value in wanted.items()
-                if value != getattr(thread, merge.WRITABLE[name])}
+        if "tags" in patch:
+            patch["tags"] = [tag.strip() for tag in patch["tags"].split(",") if tag.strip()]
+        for name in IDS:
+            if name in patch:
+                patch[name] = patch[name] or None
+        return patch
 
     def show_error(self, error: ThreadError) -> bool:
         """Put a service error next to its field; False when it names none of ours."""
@@ -115,6 +124,10 @@ class Row:
     key: str
     value: str
     error: str = ""
+
+    @property
+    def lines(self) -> int:
+        return min(8, self.value.count("\n") + 1)
 
 
 class MapRows:
@@ -137,7 +150,8 @@ class MapRows:
     @classmethod
     def from_post(cls, name: str, data) -> MapRows:
         columns = (data.getlist(f"{name}_{part}") for part in ("original", "key", "value"))
-        rows = [Row(o, k.strip(), v) for o, k, v in zip_longest(*columns, fillvalue="")]
+        rows = [Row(o, k if k.strip() else "", v)
+                for o, k, v in zip_longest(*columns, fillvalue="")]
         return cls(name, [r for r in rows if r.original or r.key or r.value])
 
     @property
@@ -152,10 +166,12 @@ class MapRows:
                 if not row.original:
                     raise ThreadError("invalid_parameters", "A value needs a key.", self.name)
                 continue
-            if row.key in new:
+            # A key shown in an <input> comes back without line breaks: still the same key.
+            key = row.original if row.key == _one_line(row.original) else row.key
+            if key in new:
                 raise ThreadError("invalid_parameters", "This key appears twice.",
-                                  f"{self.name}.{row.key}")
-            new[row.key] = _from_text(row.value, stored.get(row.original), self.name, row.key)
+                                  f"{self.name}.{key}")
+            new[key] = _from_text(row.value, stored.get(row.original), self.name, key)
         patch = {key: value for key, value in new.items() if stored.get(key) != value}
         patch.update({key: None for key in stored if key not in new})
         return patch
@@ -172,12 +188,26 @@ class MapRows:
         return True
 
 
+def _one_line(text: str) -> str:
+    """An ``<input type=text>`` drops line breaks from the value it shows."""
+    return text.replace("\r", "").replace("\n", "")
+
+
+def _as_posted(value, field: forms.Field):
+    """What a browser posts back for an unchanged field showing ``value``."""
+    if isinstance(value, bool):
+        return value
+    return _one_line(value).strip() if getattr(field, "strip", False) else _one_line(value)
+
+
 def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _from_text(text: str, stored, name: str, key: str):
-    """A row's value: JSON for a key that holds a list, otherwise the text as typed."""
+    """A row's value: JSON for a key that holds a list, otherwise the text as typed (with the
+    textarea's CRLF line breaks back to LF)."""
+    text = text.replace("\r\n", "\n")
     if not isinstance(stored, list):
         return text
     if text == _as_text(stored):

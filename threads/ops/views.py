@@ -111,14 +111,16 @@ def bulk_update(request, op: Operator):
         raise PermissionDenied
     form = BulkForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        errors = " ".join(e for errors in form.errors.values() for e in errors)
+        messages.error(request, f"Nothing changed: {errors}")
         return redirect(request.get_full_path())
     ids = form.cleaned_data["ids"]
     try:
         changed = services.threads_bulk_update(
             org=op.org, ids=ids, patch=form.patch(), actor=services.Actor.user(request.user))
-    except ThreadError as error:
-        messages.error(request, f"Nothing changed: {error.message}")
+    except ThreadError as error:  # one thread refused it (e.g. its 33rd tag); each has its own
+        messages.error(request, f"Stopped at a thread that refused the change: {error.message} "
+                                "Threads before it in the list were changed.")
     else:
         label = BULK_ACTIONS[form.cleaned_data["action"]][0]
         messages.success(request, f"{label}: {changed} of {len(ids)} selected thread(s) changed.")
