@@ -83,6 +83,10 @@ class ThreadForm(forms.Form):
 
     conflict = False  # set when the page's version is no longer the stored one
 
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels read "Title", "Tags", …
+        super().__init__(*args, **kwargs)
+
     @classmethod
     def initial_for(cls, thread) -> dict:
         return {
