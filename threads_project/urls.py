@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("ops/", include("threads.ops.urls")),
     path("api/v1/", include("threads.api.urls")),
     path("", include("threads.compat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

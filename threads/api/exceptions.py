@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -85,11 +86,19 @@ def handler400(request, exception=None):
     return _json_error(ThreadError("invalid_parameters", "Bad request."))
 
 
+# The operator pages, their login and the admin answer people, in HTML.
+HTML_PREFIXES = ("/ops/", "/accounts/", "/admin/")
+
+
 def handler403(request, exception=None):
+    if request.path.startswith(HTML_PREFIXES):
+        return defaults.permission_denied(request, exception)
     return _json_error(ThreadError("permission_denied", "Forbidden."))
 
 
 def handler404(request, exception=None):
+    if request.path.startswith(HTML_PREFIXES):
+        return defaults.page_not_found(request, exception)
     return _json_error(ThreadError("not_found", "Not found."))
 
 

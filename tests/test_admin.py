@@ -1,0 +1,220 @@
+"""The Django admin writes threads only through the services."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from threads.keys import hash_api_key
+from threads.models import ApiKey, Event, Thread
+from threads.services import thread_create, thread_delete
+
+from .conftest import ACTOR
+
+pytestmark = pytest.mark.django_db
+
+
+def change_url(thread) -> str:
+    return f"/admin/threads/thread/{thread.pk}/change/"
+
+
+def form_data(thread, **overrides) -> dict:
+    """The change form as the browser would post it, unchanged unless overridden."""
+    data = {
+        "title": thread.title,
+        "tags": json.dumps(thread.tags),
+        "project_id": thread.project_id or "",
+        "assistant_id": thread.assistant_id or "",
+        "user_id": thread.user_id or "",
+        "metadata": json.dumps(thread.metadata),
+        "variables": json.dumps(thread.variables),
+        "loaded_version": thread.version,
+        "_save": "Save",
+    }
+    for flag in ("is_archived", "is_active", "visible_in_ui", "is_pinned"):
+        if getattr(thread, flag):
+            data[flag] = "on"
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_the_changelist_filters_and_searches(admin_client, thread, org, other_org):
+    thread_create(org=other_org, actor=ACTOR, data={"title": "Elsewhere", "isArchived": True})
+
+    everything = admin_client.get("/admin/threads/thread/")
+    archived = admin_client.get("/admin/threads/thread/", {"is_archived__exact": "1"})
+    found = admin_client.get("/admin/threads/thread/", {"q": "hell"})
+    by_id = admin_client.get("/admin/threads/thread/", {"q": str(thread.pk)})
+
+    assert everything.status_code == 200
+    assert "Hello" in everything.text and "Elsewhere" in everything.text
+    assert "Elsewhere" in archived.text and "Hello" not in archived.text
+    assert "Hello" in found.text and "Elsewhere" not in found.text
+    assert "Hello" in by_id.text and "Elsewhere" not in by_id.text
+
+
+def test_the_change_form_shows_the_history(admin_client, thread):
+    response = admin_client.get(change_url(thread))
+
+    assert response.status_code == 200
+    assert "History (newest first)" in response.text
+    assert "metadata.a: (none) → 1" in response.text
+    assert f'href="/ops/threads/{thread.pk}/?org=acme"' in response.text  # "View on site"
+
+
+def test_saving_merges_metadata_through_the_service(admin_client, admin_user, thread):
+    response = admin_client.post(change_url(thread), form_data(
+        thread, title="Renamed", metadata=json.dumps({"b": "2"}), is_pinned="on"))
+
+    assert response.status_code == 302
+    thread.refresh_from_db()
+    assert (thread.title, thread.metadata, thread.is_pinned) == ("Renamed", {"b": "2"}, True)
+    assert thread.variables == {"v": "x"} and thread.version == 2
+    event = Event.objects.get(thread_id=thread.pk, version=2)
+    assert (event.actor_type, event.actor_name) == ("user", admin_user.username)
+    assert event.changes["metadata"] == {"a": {"from": "1", "to": None},
+                                         "b": {"from": None, "to": "2"}}
+    assert set(event.changes) == {"title", "metadata", "isPinned"}
+
+
+def test_an_unchanged_form_writes_nothing(admin_client, thread):
+    response = admin_client.post(change_url(thread), form_data(thread))
+
+    assert response.status_code == 302
+    thread.refresh_from_db()
+    assert thread.version == 1
+    assert Event.objects.filter(thread_id=thread.pk).count() == 1
+
+
+def test_a_limit_error_is_a_form_error_and_nothing_is_saved(admin_client, thread):
+    response = admin_client.post(change_url(thread), form_data(
+        thread, title="Changed", metadata=json.dumps({"a": "1", "long": "x" * 600})))
+
+    assert response.status_code == 200
+    assert "Metadata values cannot exceed 512 characters." in response.text
+    assert response.context["adminform"].form.errors["metadata"]
+    thread.refresh_from_db()
+    assert (thread.title, thread.metadata, thread.version) == ("Hello", {"a": "1"}, 1)
+
+
+def test_too_many_metadata_keys_is_a_form_error(admin_client, thread):
+    many = {f"k{i}": "v" for i in range(17)}
+    response = admin_client.post(change_url(thread), form_data(thread, metadata=json.dumps(many)))
+
+    assert response.status_code == 200
+    assert "Metadata cannot exceed 16 key-value pairs" in response.text
+    thread.refresh_from_db()
+    assert thread.metadata == {"a": "1"}
+
+
+def test_a_form_loaded_before_another_change_is_refused(admin_client, thread, api):
+    api.patch(f"/api/v1/threads/{thread.pk}", {"metadata": {"other": "y"}})
+
+    response = admin_client.post(change_url(thread), form_data(thread, title="Stale"))
+
+    assert response.status_code == 200
+    assert "Someone changed this thread" in response.text
+    thread.refresh_from_db()
+    assert (thread.title, thread.metadata) == ("Hello", {"a": "1", "other": "y"})
+
+
+def test_adding_a_thread_goes_through_the_service(admin_client, org):
+    response = admin_client.post("/admin/threads/thread/add/", {
+        "organization": org.pk, "title": "Made in admin", "tags": '["X"]', "metadata": "{}",
+        "variables": "{}", "is_active": "on", "visible_in_ui": "on", "_save": "Save",
+    })
+
+    assert response.status_code == 302
+    thread = Thread.objects.get(title="Made in admin")
+    assert thread.tags == ["x"] and thread.organization == org
+    assert Event.objects.get(thread_id=thread.pk).action == "created"
+
+
+def test_deleting_a_thread_keeps_its_history_readable(admin_client, thread):
+    response = admin_client.post(f"/admin/threads/thread/{thread.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Thread.objects.filter(pk=thread.pk).exists()
+    events = admin_client.get("/admin/threads/event/", {"q": str(thread.pk)})
+    assert events.status_code == 200
+    assert events.text.count(str(thread.pk)) >= 2  # created and deleted
+    assert Event.objects.filter(thread_id=thread.pk, action="deleted").exists()
+
+
+@pytest.mark.parametrize(("action", "field", "value"), [
+    ("archive", "is_archived", True), ("unarchive", "is_archived", False),
+    ("hide", "visible_in_ui", False), ("show", "visible_in_ui", True),
+])
+def test_bulk_actions_go_through_the_service(admin_client, org, other_org, action, field, value):
+    start = {"archive": False, "unarchive": True, "hide": True, "show": False}[action]
+    name = {"is_archived": "isArchived", "visible_in_ui": "visibleInUi"}[field]
+    threads = [thread_create(org=o, actor=ACTOR, data={name: start}) for o in (org, org, other_org)]
+
+    response = admin_client.post("/admin/threads/thread/", {
+        "action": action, "_selected_action": [str(t.pk) for t in threads]}, follow=True)
+
+    assert "3 thread(s)" in response.text
+    for thread in threads:
+        thread.refresh_from_db()
+        assert getattr(thread, field) is value and thread.version == 2
+        assert Event.objects.filter(thread_id=thread.pk, version=2, actor_type="user").exists()
+
+
+def test_a_new_api_key_is_shown_once(admin_client, org):
+    response = admin_client.post("/admin/threads/apikey/add/", {
+        "organization": org.pk, "name": "ci", "scope": "read", "_save": "Save"}, follow=True)
+
+    key = ApiKey.objects.get(name="ci")
+    message = next(str(m) for m in response.context["messages"])
+    raw = message.split("The new API key is ")[1].split()[0]
+    assert raw.startswith("tk_") and hash_api_key(raw) == key.key_hash and key.scope == "read"
+    assert raw[:10] == key.prefix
+    again = admin_client.get(f"/admin/threads/apikey/{key.pk}/change/")
+    assert raw not in again.text and key.key_hash not in again.text and key.prefix in again.text
+
+
+def test_the_revoke_action_revokes(admin_client, org, write_key):
+    key = ApiKey.objects.get(key_hash=hash_api_key(write_key))
+
+    admin_client.post("/admin/threads/apikey/", {"action": "revoke", "_selected_action": [key.pk]})
+
+    key.refresh_from_db()
+    assert key.is_revoked
+    refused = admin_client.get("/api/v1/threads", HTTP_AUTHORIZATION=f"Bearer {write_key}")
+    assert refused.status_code == 401
+
+
+def test_events_are_read_only(admin_client, thread):
+    event = Event.objects.get(thread_id=thread.pk)
+
+    assert admin_client.get("/admin/threads/event/").status_code == 200
+    assert admin_client.get(f"/admin/threads/event/{event.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/threads/event/add/").status_code == 403
+    deleting = admin_client.post(f"/admin/threads/event/{event.pk}/delete/", {"post": "yes"})
+    assert deleting.status_code == 403
+    assert Event.objects.filter(pk=event.pk).exists()
+
+
+def test_organizations_and_memberships_are_listed(admin_client, member):
+    assert "acme" in admin_client.get("/admin/threads/organization/").text
+    assert "mia" in admin_client.get("/admin/threads/membership/").text
+
+
+def test_staff_see_only_their_organization(client, org, other_org, member, thread):
+    from django.contrib.auth.models import Permission
+
+    thread_delete(org=org, thread_id=thread.pk, actor=ACTOR)
+    theirs = thread_create(org=other_org, actor=ACTOR, data={"title": "Theirs"})
+    member.is_staff = True
+    member.save()
+    views = Permission.objects.filter(codename__in=["view_thread", "view_event"])
+    member.user_permissions.add(*views)
+    client.force_login(member)
+
+    threads = client.get("/admin/threads/thread/")
+    events = client.get("/admin/threads/event/")
+
+    assert threads.status_code == 200 and "Theirs" not in threads.text
+    assert str(thread.pk) in events.text  # a deleted thread's history stays readable
+    assert str(theirs.pk) not in events.text

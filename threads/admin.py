@@ -1,0 +1,282 @@
+"""The Django admin: a declarative door whose only write hooks call ``threads.services``.
+
+Threads are never saved from the form's instance: the change form's ``changed_data`` becomes a
+canonical patch, the core's rules check it in ``clean`` (so a limit error is a form error and
+nothing is saved), and ``save_model`` hands it to ``services.thread_update`` with the version the
+page was loaded at.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from . import merge, services
+from .errors import ThreadError
+from .keys import api_key_create, api_key_revoke
+from .models import ApiKey, Event, Membership, Organization, Thread
+
+CANONICAL = {attr: name for name, attr in merge.WRITABLE.items()}  # model attr -> wire name
+
+
+def user_org_id(request):
+    """The organization a non-superuser staff member may see (None: all, for a superuser)."""
+    if request.user.is_superuser:
+        return None
+    membership = getattr(request.user, "membership", None)
+    return membership.organization_id if membership else -1
+
+
+class OrgScopedAdmin(admin.ModelAdmin):
+    """Staff who are not superusers see their own organization only."""
+
+    org_path = "organization"
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        org_id = user_org_id(request)
+        return qs if org_id is None else qs.filter(**{f"{self.org_path}_id": org_id})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        org_id = user_org_id(request)
+        if db_field.name == "organization" and org_id is not None:
+            kwargs["queryset"] = Organization.objects.filter(pk=org_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def map_patch(old: dict, new) -> dict | None:
+    """The merge patch that turns map ``old`` into ``new``: changed keys set, removed keys null."""
+    if not isinstance(new, dict):
+        return new  # None clears the map; anything else is refused by the service's parser
+    patch = {key: value for key, value in new.items() if old.get(key) != value}
+    patch.update({key: None for key in old if key not in new})
+    return patch
+
+
+def add_thread_error(form: forms.Form, error: ThreadError) -> None:
+    """Show a domain error next to the field its ``param`` names (``metadata.foo`` → metadata)."""
+    name, _, key = (error.param or "").partition(".")
+    field = merge.WRITABLE.get(name, name)
+    message = f"{key}: {error.message}" if key else error.message
+    form.add_error(field if field in form.fields else None, message)
+
+
+class ThreadAdminForm(forms.ModelForm):
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Thread
+        fields = ["organization", *merge.WRITABLE.values()]
+        labels = {"visible_in_ui": "Visible in UI", "project_id": "Project ID",
+                  "assistant_id": "Assistant ID", "user_id": "User ID"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adding = self.instance._state.adding
+        self.stored = services.state_of(self.instance)
+        if not self.adding:
+            self.fields["loaded_version"].initial = self.instance.version
+        self.patch: dict = {}
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        self.patch = self.build_patch(cleaned)
+        base = merge.DEFAULT_STATE if self.adding else self.stored
+        try:
+            # The core's own rules, run before anything is written; the service checks again.
+            merge.validate_state(merge.apply_patch(base, merge.parse_patch(self.patch)))
+        except ThreadError as error:
+            add_thread_error(self, error)
+        loaded = cleaned.get("loaded_version")
+        if not self.adding and loaded is not None and loaded != self.instance.version:
+            self.add_error(None, f"Someone changed this thread since you opened it (now version "
+                                 f"{self.instance.version}). Reload the page; nothing was saved.")
+        return cleaned
+
+    def build_patch(self, cleaned) -> dict:
+        patch = {}
+        for attr in self.changed_data:
+            if attr not in CANONICAL:
+                continue
+            value = cleaned.get(attr)
+            if attr in ("metadata", "variables"):
+                value = map_patch(self.stored[attr], value)
+            patch[CANONICAL[attr]] = value
+        return patch
+
+
+@admin.register(Thread)
+class ThreadAdmin(OrgScopedAdmin):
+    form = ThreadAdminForm
+    list_display = ["__str__", "id", "organization", "project_id", "user_id", "is_archived",
+                    "visible_in_ui", "is_active", "is_pinned", "message_count", "updated_at"]
+    list_filter = ["organization", "is_archived", "visible_in_ui", "is_active", "is_pinned",
+                   "project_id", "created_at"]
+    search_fields = ["title", "id", "project_id", "user_id"]
+    list_select_related = ["organization"]
+    ordering = ["-updated_at", "-id"]
+    readonly_fields = ["id", "version", "message_count", "last_activity_at", "created_at",
+                       "updated_at", "history"]
+    actions = ["archive", "unarchive", "hide", "show"]
+    fieldsets = [
+        (None, {"fields": ["organization", "title", "tags", "loaded_version"]}),
+        ("Flags", {"fields": ["is_archived", "is_active", "visible_in_ui", "is_pinned"]}),
+        ("Ids", {"fields": ["project_id", "assistant_id", "user_id"]}),
+        ("Data", {"fields": ["metadata", "variables"],
+                  "description": "JSON objects. Removing a key removes it; limits are checked."}),
+        ("Kept by the server", {"fields": ["id", "version", "message_count", "last_activity_at",
+                                           "created_at", "updated_at"]}),
+        ("History", {"fields": ["history"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def view_on_site(self, obj):  # the operator page of the thread
+        query = urlencode({"org": obj.organization.slug})
+        return f"{reverse('ops:thread-detail', args=[obj.pk])}?{query}"
+
+    @admin.display(description="History (newest first)")
+    def history(self, obj):
+        events = Event.objects.filter(thread_id=obj.pk).order_by("-id")[:100] if obj.pk else []
+        return render_to_string("ops/_history.html", {"events": events})
+
+    def save_model(self, request, obj, form, change):
+        actor = services.Actor.user(request.user)
+        if change:
+            services.thread_update(org=obj.organization, thread_id=obj.pk, patch=form.patch,
+                                   actor=actor, if_match=form.cleaned_data.get("loaded_version"))
+        else:
+            services.thread_create(org=form.cleaned_data["organization"], actor=actor,
+                                   data={"id": str(obj.pk), **form.patch})
+        obj.refresh_from_db()  # the object as stored, not as the form left it
+
+    def changeform_view(self, request, *args, **kwargs):
+        try:
+            return super().changeform_view(request, *args, **kwargs)
+        except ThreadError as error:  # lost a race after clean(): e.g. a concurrent change
+            self.message_user(request, f"Nothing saved: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request, obj):
+        services.thread_delete(org=obj.organization, thread_id=obj.pk,
+                               actor=services.Actor.user(request.user))
+
+    def delete_queryset(self, request, queryset):
+        for thread in queryset.select_related("organization"):
+            self.delete_model(request, thread)
+
+    def _bulk(self, request, queryset, patch: dict, verb: str) -> None:
+        actor = services.Actor.user(request.user)
+        by_org: dict = {}
+        for thread in queryset.select_related("organization").only("id", "organization"):
+            by_org.setdefault(thread.organization, []).append(thread.pk)
+        changed = sum(
+            services.threads_bulk_update(org=org, ids=ids, patch=patch, actor=actor)
+            for org, ids in by_org.items()
+        )
+        self.message_user(request, f"{changed} thread(s) {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Archive selected threads", permissions=["change"])
+    def archive(self, request, queryset):
+        self._bulk(request, queryset, {"isArchived": True}, "archived")
+
+    @admin.action(description="Unarchive selected threads", permissions=["change"])
+    def unarchive(self, request, queryset):
+        self._bulk(request, queryset, {"isArchived": False}, "unarchived")
+
+    @admin.action(description="Hide selected threads", permissions=["change"])
+    def hide(self, request, queryset):
+        self._bulk(request, queryset, {"visibleInUi": False}, "hidden")
+
+    @admin.action(description="Show selected threads", permissions=["change"])
+    def show(self, request, queryset):
+        self._bulk(request, queryset, {"visibleInUi": True}, "shown")
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "created_at"]
+    search_fields = ["slug", "name"]
+    readonly_fields = ["id", "created_at"]
+
+    def get_queryset(self, request):
+        org_id = user_org_id(request)
+        qs = super().get_queryset(request)
+        return qs if org_id is None else qs.filter(pk=org_id)
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrgScopedAdmin):
+    list_display = ["user", "organization", "role"]
+    list_filter = ["organization", "role"]
+    search_fields = ["user__username", "organization__slug"]
+    list_select_related = ["user", "organization"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(OrgScopedAdmin):
+    list_display = ["name", "prefix", "organization", "scope", "created_at", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["organization", "scope"]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["organization"]
+    actions = ["revoke"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["organization", "name", "scope"]
+        return ["organization", "name", "prefix", "scope", "created_at", "last_used_at",
+                "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["organization", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)  # only the name is editable
+            return
+        key, raw = api_key_create(org=obj.organization, name=obj.name, scope=obj.scope)
+        obj.pk = key.pk
+        obj.refresh_from_db()
+        self.message_user(
+            request,
+            f"The new API key is {raw} — copy it now: it is shown only this once.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        for key in queryset:
+            api_key_revoke(key)
+        self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(Event)
+class EventAdmin(OrgScopedAdmin):
+    """The history, read-only. Events of deleted threads stay here (no foreign key to Thread)."""
+
+    list_display = ["created_at", "action", "thread_id", "version", "actor_type", "actor_name",
+                    "organization"]
+    list_filter = ["action", "actor_type", "organization"]
+    search_fields = ["thread_id", "actor_name"]
+    list_select_related = ["organization"]
+    ordering = ["-id"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,42 @@
+"""Small display filters for the operator pages and the admin's history table."""
+
+from __future__ import annotations
+
+import json
+
+from django import template
+
+register = template.Library()
+
+SUMMARY_KEYS = 3
+SUMMARY_CHARS = 24
+
+
+def _short(value, limit: int = 60) -> str:
+    text = value if isinstance(value, str) and value else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@register.filter
+def change_lines(changes: dict) -> list[str]:
+    """An event's ``changes`` as lines: ``title: "a" → "b"``, ``metadata.k: "1" → (none)``."""
+    lines = []
+    for field, change in (changes or {}).items():
+        if isinstance(change, dict) and set(change) == {"from", "to"}:
+            pairs = [(field, change)]
+        else:
+            pairs = [(f"{field}.{key}", item) for key, item in (change or {}).items()]
+        for name, item in pairs:
+            old = "(none)" if item["from"] is None else _short(item["from"])
+            new = "(none)" if item["to"] is None else _short(item["to"])
+            lines.append(f"{name}: {old} → {new}")
+    return lines
+
+
+@register.filter
+def metadata_summary(metadata: dict) -> str:
+    """``a=1, b=2, c=3 +2 more`` — a glance at a thread's metadata in a list row."""
+    items = list((metadata or {}).items())
+    shown = ", ".join(f"{k}={_short(v, SUMMARY_CHARS)}" for k, v in items[:SUMMARY_KEYS])
+    more = len(items) - SUMMARY_KEYS
+    return f"{shown} +{more} more" if more > 0 else shown
