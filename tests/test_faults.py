@@ -12,6 +12,7 @@ and removes it afterwards. Without PostgreSQL's binaries it is skipped.
 from __future__ import annotations
 
 import glob
+import http.client
 import itertools
 import json
 import os
@@ -286,6 +287,25 @@ def lost_writes(service: Service, results: list[Result]) -> list[Result]:
 
 def is_envelope(body: object, code: str) -> bool:
     return isinstance(body, dict) and set(body) == {"error"} and body["error"].get("code") == code
+
+
+def test_a_chunked_body_is_refused_by_the_real_server(service):
+    """gunicorn accepts chunked bodies but Django reads Content-Length bytes only: the service
+    must refuse one (411), not answer 200 to a PATCH it took for empty."""
+    thread_id = service.thread_ids[0]
+    connection = http.client.HTTPConnection("127.0.0.1", service.server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(
+            "PATCH", f"/api/v1/threads/{thread_id}", body=iter([b'{"title": ', b'"chunked"}']),
+            headers={"Authorization": f"Bearer {service.api_key}", "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["error"]["code"]) == (411, "length_required")
+    finally:
+        connection.close()
+    status, body = call(service.server.base, service.api_key, "GET", f"/api/v1/threads/{thread_id}")
+    assert status == 200 and body["title"] == "faults"
 
 
 def test_a_postgresql_restart_mid_load_is_503_then_recovers_and_loses_no_write(service, figures):

@@ -259,6 +259,17 @@ def test_a_huge_body_is_413_on_every_route(api, thread):
         refused(response, elapsed, 413, "payload_too_large")
 
 
+def test_a_chunked_body_is_411_not_taken_for_an_empty_one(api, thread):
+    """Django reads Content-Length bytes only: a chunked PATCH would be a silent no-op 200."""
+    before = snapshot(thread)
+    response = api.client.generic(
+        "PATCH", url(thread), b'{"title": "chunked"}', content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="",
+    )
+    refused(response, 0, 411, "length_required")
+    assert snapshot(thread) == before
+
+
 # --- long keys, long lists -------------------------------------------------------------------
 
 def test_very_long_keys_are_refused(api, thread):

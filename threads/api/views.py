@@ -30,8 +30,8 @@ from .tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
 
 CHAT_WRITABLE = frozenset({"metadata", "variables"})
 # Every status an authenticated route can answer besides its success (503: the database is away).
-ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 412, 413, 415, 422, 429, 503)}
-AUTH_ERRORS = {code: ErrorResponse for code in (400, 401, 413, 415, 429, 503)}
+ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 411, 412, 413, 415, 422, 429, 503)}
+AUTH_ERRORS = {code: ErrorResponse for code in (400, 401, 411, 413, 415, 429, 503)}
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
     description='Write only if the stored version matches, e.g. `"3"`; else 412.',
