@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -143,3 +144,20 @@ def _fresh_cache():
 def _fast_password_hashing(settings):
     """Users are made in many tests; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+FIGURES: dict[str, object] = {}
+
+
+@pytest.fixture
+def figures() -> dict[str, object]:
+    """Figures a test reports at the end of the run (fuzz cases, faults injected, writes lost…)."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    for name, value in FIGURES.items():
+        if isinstance(value, Counter):
+            by_status = ", ".join(f"{k}: {n}" for k, n in sorted(value.items()))
+            value = f"{value.total()} cases (by status: {by_status})"
+        terminalreporter.write_line(f"{name}: {value}")

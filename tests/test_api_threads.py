@@ -50,6 +50,16 @@ def test_create_accepts_a_client_uuid_and_refuses_its_reuse_with_409(api):
     assert Thread.objects.get(pk=thread_id).title == ""
 
 
+def test_the_id_of_a_deleted_thread_cannot_be_reused_409(api):
+    """Its history stays under that id (found by tests/test_fuzz.py: it was a 500)."""
+    thread_id = str(uuid.uuid4())
+    api.post("/api/v1/threads", {"id": thread_id, "title": "first"})
+    assert api.delete(f"/api/v1/threads/{thread_id}").status_code == 204
+    envelope(api.post("/api/v1/threads", {"id": thread_id, "title": "second"}), 409, "thread_exists")
+    assert not Thread.objects.filter(pk=thread_id).exists()
+    assert [e.action for e in Event.objects.filter(thread_id=thread_id).order_by("version")] == ["created", "deleted"]
+
+
 def test_create_validates_like_patch(api):
     envelope(api.post("/api/v1/threads", {"id": "nope"}), 400, "invalid_parameters")
     envelope(api.post("/api/v1/threads", {"metadata": {f"k{i}": "v" for i in range(17)}}), 422,

@@ -13,6 +13,7 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "not_found": (404, "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "thread_exists": (409, "conflict_error"),
+    "length_required": (411, "invalid_request_error"),
     "version_mismatch": (412, "precondition_failed_error"),
     "payload_too_large": (413, "invalid_request_error"),
     "unsupported_media_type": (415, "invalid_request_error"),

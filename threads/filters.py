@@ -49,6 +49,11 @@ class ThreadFilterForm(forms.Form):
             if name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)
             for value in data.getlist(name)
         ]
+        # Each is one clause of the query; more than a thread can hold could never match.
+        if len(self.tags) > merge.TAGS_MAX:
+            raise forms.ValidationError(f"tag: at most {merge.TAGS_MAX} tags.")
+        if len(self.metadata_pairs) > merge.METADATA_KEYS_MAX:
+            raise forms.ValidationError(f"metadata: at most {merge.METADATA_KEYS_MAX} filters.")
         return cleaned
 
 

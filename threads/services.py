@@ -93,7 +93,8 @@ def thread_create(
 ) -> Thread:
     """Create a thread from a canonical body (``id`` allowed), optionally with first messages.
 
-    Raises ``thread_exists`` (409) when a client-supplied id is already used.
+    Raises ``thread_exists`` (409) when a client-supplied id is already used, also by a deleted
+    thread: its history stays under that id.
     """
     patch = merge.parse_patch(data, allow_id=True)
     state = merge.apply_patch(merge.DEFAULT_STATE, patch)
@@ -111,7 +112,7 @@ def thread_create(
             for parsed in parsed_messages:
                 _append(thread, parsed, actor)
     except IntegrityError:
-        if Thread.objects.filter(pk=thread.pk).exists():
+        if Thread.objects.filter(pk=thread.pk).exists() or Event.objects.filter(thread_id=thread.pk).exists():
             raise ThreadError("thread_exists", "A thread with this id already exists.", "id") from None
         raise
     return thread

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
@@ -53,6 +53,8 @@ def to_thread_error(exc: Exception) -> ThreadError:
         return ThreadError("rate_limited", "Too many requests; retry later.")
     if isinstance(exc, RequestDataTooBig):
         return ThreadError("payload_too_large", "The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):  # e.g. TooManyFieldsSent: over 1,000 query parameters
+        return ThreadError("invalid_parameters", f"The request was refused: {exc}")
     if isinstance(exc, exceptions.ValidationError):
         param, message = _first_param(exc.detail)
         return ThreadError("invalid_parameters", message, param)

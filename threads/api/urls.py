@@ -1,5 +1,4 @@
 from django.urls import path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from . import views
 from .throttling import LoginThrottle
@@ -7,8 +6,8 @@ from .throttling import LoginThrottle
 auth = {"authentication_classes": [], "permission_classes": [], "throttle_classes": [LoginThrottle]}
 
 urlpatterns = [
-    path("auth/token", TokenObtainPairView.as_view(**auth), name="token"),
-    path("auth/token/refresh", TokenRefreshView.as_view(**auth), name="token-refresh"),
+    path("auth/token", views.AuthTokenView.as_view(**auth), name="token"),
+    path("auth/token/refresh", views.AuthTokenRefreshView.as_view(**auth), name="token-refresh"),
     path("threads", views.ThreadListView.as_view(), name="thread-list"),
     path("threads/<str:thread_id>", views.ThreadDetailView.as_view(), name="thread-detail"),
     path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),

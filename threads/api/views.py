@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from .. import selectors, services
 from ..errors import ThreadError, invalid
@@ -27,7 +29,9 @@ from .serializers import (
 from .tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
 
 CHAT_WRITABLE = frozenset({"metadata", "variables"})
-ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 412, 413, 415, 422, 429)}
+# Every status an authenticated route can answer besides its success (503: the database is away).
+ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 411, 412, 413, 415, 422, 429, 503)}
+AUTH_ERRORS = {code: ErrorResponse for code in (400, 401, 411, 413, 415, 429, 503)}
 IF_MATCH = OpenApiParameter(
     "If-Match", str, OpenApiParameter.HEADER, required=False,
     description='Write only if the stored version matches, e.g. `"3"`; else 412.',
@@ -178,3 +182,15 @@ class ChatTokenView(APIView):
             "token": str(token), "threadId": str(thread.pk),
             "expiresAt": expires.isoformat().replace("+00:00", "Z"),
         })
+
+
+# simplejwt's views, with every status they can answer documented (their docstrings stay the
+# operations' descriptions).
+@extend_schema_view(post=extend_schema(responses={200: TokenObtainPairSerializer, **AUTH_ERRORS}))
+class AuthTokenView(TokenObtainPairView):
+    pass
+
+
+@extend_schema_view(post=extend_schema(responses={200: TokenRefreshSerializer, **AUTH_ERRORS}))
+class AuthTokenRefreshView(TokenRefreshView):
+    pass

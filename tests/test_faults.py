@@ -1,0 +1,374 @@
+"""Fault survival: concurrent PATCH load against gunicorn with production settings, while
+PostgreSQL is restarted (immediate stop: a crash, then recovery) and while gunicorn workers are
+killed with SIGKILL. The service must answer every request with a 200 or the error envelope
+(503 while the database is away; a killed worker's in-flight requests may lose their connection),
+never hang, recover by itself, and keep every write it acknowledged with a 200.
+
+The test makes its own PostgreSQL cluster in a temporary directory on a free port (so the
+machine's cluster on 5432 is not touched), runs it as the ``postgres`` OS user when we are root,
+and removes it afterwards. Without PostgreSQL's binaries it is skipped.
+"""
+
+from __future__ import annotations
+
+import glob
+import http.client
+import itertools
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.faults
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = 8  # concurrent clients
+REQUEST_TIMEOUT = 10  # seconds; a request that takes longer counts as a hang
+KEYS_PER_THREAD = 60  # distinct variables written per thread (the limit is 64)
+THREADS = 150  # half for each test: at most 4,500 writes each
+
+
+def pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    override = os.environ.get("PG_BIN")
+    if override:
+        return Path(override) if (Path(override) / "pg_ctl").exists() else None
+    return Path(found[-1]).parent if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """A throw-away PostgreSQL cluster: data, socket and log in one temporary directory."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="faults-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
+        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True, capture_output=True,
+                       timeout=timeout, cwd=self.root)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        self.start()
+        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "faults"], check=True, capture_output=True, timeout=30)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30",
+                  "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        except (subprocess.SubprocessError, OSError):
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/faults"
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "threads_project.wsgi", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", "2", "--threads", "4", "--timeout", "20", "--graceful-timeout", "3"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {log}")
+            if call(self.base, "", "GET", "/api/v1/threads")[0] == 401 and len(self.workers()) == 2:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start within 30 s")
+
+    def workers(self) -> list[int]:
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in children.split()]
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def call(base: str, key: str, method: str, path: str, body=None) -> tuple[int | str, object]:
+    """(status, JSON body), or (exception name, None) when no HTTP answer came."""
+    request = urllib.request.Request(
+        base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw or b"null")
+        except ValueError:
+            return error.code, raw.decode(errors="replace")
+    except (OSError, ValueError) as error:  # refused, reset, timed out, closed without an answer
+        reason = getattr(error, "reason", None)
+        return type(reason if isinstance(reason, BaseException) else error).__name__, None
+
+
+@dataclass
+class Result:
+    started: float
+    elapsed: float
+    thread_id: str
+    key: str
+    outcome: int | str
+    body: object
+
+
+class Load:
+    """CLIENTS threads PATCHing a distinct variable per request until stopped."""
+
+    def __init__(self, base: str, api_key: str, thread_ids: list[str]) -> None:
+        self.base, self.api_key, self.thread_ids = base, api_key, thread_ids
+        self.numbers = itertools.count()
+        self.limit = len(thread_ids) * KEYS_PER_THREAD
+        self.results: list[Result] = []
+        self.stopping = threading.Event()
+        self.clients = [threading.Thread(target=self._client, daemon=True) for _ in range(CLIENTS)]
+
+    def _client(self) -> None:
+        while not self.stopping.is_set():
+            n = next(self.numbers)
+            if n >= self.limit:
+                return
+            # Consecutive requests go to different threads: the load is not one row lock's queue.
+            thread_id, key = self.thread_ids[n % len(self.thread_ids)], f"k{n}"
+            started = time.monotonic()
+            outcome, body = call(self.base, self.api_key, "PATCH", f"/api/v1/threads/{thread_id}",
+                                 {"variables": {key: f"v{n}"}})
+            self.results.append(Result(started, time.monotonic() - started, thread_id, key, outcome, body))
+            if not isinstance(outcome, int):
+                time.sleep(0.05)  # no answer at all: don't spin on a closed port
+
+    def __enter__(self) -> Load:
+        for client in self.clients:
+            client.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        for client in self.clients:
+            client.join(timeout=REQUEST_TIMEOUT + 5)
+
+    def first_200_after(self, moment: float, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = [r.started for r in list(self.results) if r.outcome == 200 and r.started >= moment]
+            if done:
+                return min(done)
+            time.sleep(0.1)
+        return None
+
+
+@dataclass
+class Service:
+    cluster: Cluster
+    server: Gunicorn
+    api_key: str
+    thread_ids: list[str]
+
+    def load(self, half: int) -> Load:
+        """Load on one half of the threads: each test writes to its own."""
+        size = len(self.thread_ids) // 2
+        return Load(self.server.base, self.api_key, self.thread_ids[half * size:(half + 1) * size])
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    bin_dir = pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
+    cluster = Cluster(bin_dir)
+    server = None
+    try:
+        cluster.init()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "THROTTLE_"))},
+            "DATABASE_URL": cluster.url, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "THROTTLE_API_KEY": "", "LOG_LEVEL": "WARNING",
+        }
+        manage = [sys.executable, "manage.py"]
+        for command in (["migrate", "--noinput"], ["create_org", "faults"]):
+            subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
+        created = subprocess.run([*manage, "create_api_key", "--org", "faults"], cwd=ROOT, env=env, check=True,
+                                 capture_output=True, text=True, timeout=60)
+        api_key = created.stdout.strip().splitlines()[-1]
+        server = Gunicorn(env, tmp_path_factory.mktemp("faults") / "gunicorn.log")
+        thread_ids = []
+        for _ in range(THREADS):
+            status, body = call(server.base, api_key, "POST", "/api/v1/threads", {"title": "faults"})
+            assert status == 201, body
+            thread_ids.append(body["id"])
+        yield Service(cluster, server, api_key, thread_ids)
+    finally:
+        if server is not None:
+            server.stop()
+        cluster.destroy()
+
+
+def stored_variables(service: Service) -> dict[str, dict]:
+    stored = {}
+    for thread_id in service.thread_ids:
+        status, body = call(service.server.base, service.api_key, "GET", f"/api/v1/threads/{thread_id}")
+        assert status == 200, body
+        stored[thread_id] = body["variables"]
+    return stored
+
+
+def lost_writes(service: Service, results: list[Result]) -> list[Result]:
+    stored = stored_variables(service)
+    return [
+        r for r in results
+        if r.outcome == 200 and stored[r.thread_id].get(r.key) != f"v{r.key[1:]}"
+    ]
+
+
+def is_envelope(body: object, code: str) -> bool:
+    return isinstance(body, dict) and set(body) == {"error"} and body["error"].get("code") == code
+
+
+def test_a_chunked_body_is_refused_by_the_real_server(service):
+    """gunicorn accepts chunked bodies but Django reads Content-Length bytes only: the service
+    must refuse one (411), not answer 200 to a PATCH it took for empty."""
+    thread_id = service.thread_ids[0]
+    connection = http.client.HTTPConnection("127.0.0.1", service.server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(
+            "PATCH", f"/api/v1/threads/{thread_id}", body=iter([b'{"title": ', b'"chunked"}']),
+            headers={"Authorization": f"Bearer {service.api_key}", "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())["error"]["code"]) == (411, "length_required")
+    finally:
+        connection.close()
+    status, body = call(service.server.base, service.api_key, "GET", f"/api/v1/threads/{thread_id}")
+    assert status == 200 and body["title"] == "faults"
+
+
+def test_a_postgresql_restart_mid_load_is_503_then_recovers_and_loses_no_write(service, figures):
+    with service.load(0) as load:
+        time.sleep(3)
+        down = time.monotonic()
+        service.cluster.stop("immediate")  # a crash: no shutdown checkpoint, recovery from WAL
+        time.sleep(3)
+        service.cluster.start()  # returns once it accepts connections again (after recovery)
+        up = time.monotonic()
+        recovered = load.first_200_after(up, timeout=30)
+        time.sleep(2)
+    results = load.results
+    outcomes = {r.outcome for r in results}
+    unavailable = [r for r in results if r.outcome == 503]
+    lost = lost_writes(service, results)
+    acknowledged = sum(r.outcome == 200 for r in results)
+    recovery = f"recovered {recovered - up:.1f}s after the restart" if recovered else "NOT recovered"
+    figures["faults: PostgreSQL restart"] = (
+        f"1 restart (immediate stop, {up - down:.1f}s down), {len(results)} requests, {acknowledged} "
+        f"acknowledged writes, {len(unavailable)} answered 503, writes lost: {len(lost)}, {recovery}"
+    )
+
+    assert outcomes <= {200, 503}, sorted(map(str, outcomes))  # no 500, no hang, no lost connection
+    assert "Traceback" not in service.server.log_text()
+    assert all(is_envelope(r.body, "service_unavailable") for r in unavailable)
+    assert unavailable, "the restart was not noticed"
+    assert max(r.elapsed for r in results) < REQUEST_TIMEOUT
+    assert recovered is not None and recovered - up < 10, "the service did not recover by itself"
+    assert {r.outcome for r in results if r.started >= recovered + 1} == {200}
+    assert acknowledged > 0 and lost == []
+
+
+def test_killing_gunicorn_workers_mid_load_loses_no_acknowledged_write(service, figures):
+    kills = []
+    with service.load(1) as load:
+        for _ in range(2):
+            time.sleep(2)
+            workers = service.server.workers()
+            assert workers, "gunicorn has no workers"
+            os.kill(workers[0], signal.SIGKILL)
+            kills.append(time.monotonic())
+        time.sleep(1)
+        respawned = time.monotonic() + 15
+        while len(service.server.workers()) < 2 and time.monotonic() < respawned:
+            time.sleep(0.1)
+        recovered = load.first_200_after(time.monotonic(), timeout=15)
+        time.sleep(2)
+    results = load.results
+    dropped = [r for r in results if not isinstance(r.outcome, int)]
+    lost = lost_writes(service, results)
+    acknowledged = sum(r.outcome == 200 for r in results)
+    figures["faults: worker SIGKILL"] = (
+        f"{len(kills)} workers killed, {len(results)} requests, {acknowledged} acknowledged writes, "
+        f"{len(dropped)} connections dropped by a dying worker, writes lost: {len(lost)}"
+    )
+
+    assert service.server.proc.poll() is None, "the gunicorn master died"
+    assert len(service.server.workers()) == 2, "gunicorn did not replace the killed workers"
+    assert {r.outcome for r in results if isinstance(r.outcome, int)} == {200}
+    assert len(dropped) <= CLIENTS * len(kills), [r.outcome for r in dropped]
+    assert max(r.elapsed for r in results) < REQUEST_TIMEOUT
+    assert recovered is not None
+    assert {r.outcome for r in results if r.started >= kills[-1] + 3} == {200}
+    assert acknowledged > 0 and lost == []
+
