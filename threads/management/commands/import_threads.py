@@ -46,8 +46,9 @@ class Command(OperatorCommand):
 
     def import_line(self, org, raw: bytes, actor) -> tuple[str, str | None]:
         try:
-            return thread_import(org=org, data=json.loads(raw), actor=actor), None
-        except ValueError as error:  # JSON or UTF-8
+            data = json.loads(raw.decode("utf-8-sig"))  # JSON Lines is UTF-8 (a BOM is let pass)
+            return thread_import(org=org, data=data, actor=actor), None
+        except ValueError as error:  # bad UTF-8 or bad JSON
             return "skipped", f"invalid_json: {error}"
         except ThreadError as error:
             return "skipped", str(command_error(error))
