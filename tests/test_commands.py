@@ -87,7 +87,7 @@ def test_update_thread_unarchives_and_shows(org):
 
 
 def test_update_thread_with_a_stale_version_fails_and_changes_nothing(thread):
-    with pytest.raises(CommandError, match="version_mismatch.*version 1, not 7"):
+    with pytest.raises(CommandError, match=r"version_mismatch: .* 1, not 7\. \(param: --if-v"):
         run("update_thread", str(thread.pk), "--title", "X", "--if-version", "7")
     thread.refresh_from_db()
     assert (thread.title, thread.version) == ("Hello", 1)

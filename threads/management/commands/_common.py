@@ -59,9 +59,9 @@ class Progress:
 
     WIDTH = 30
 
-    def __init__(self, command: BaseCommand, total: int, label: str) -> None:
+    def __init__(self, command: BaseCommand, total: int, label: str, unit: str = "") -> None:
         self.enabled = command.stdout.isatty() and total > 0
-        self.out, self.total, self.label = command.stderr, total, label
+        self.out, self.total, self.label, self.unit = command.stderr, total, label, unit
         self.done, self.drawn = 0, 0.0
 
     def advance(self, n: int = 1) -> None:
@@ -72,7 +72,8 @@ class Progress:
         self.drawn = now
         filled = min(self.WIDTH, self.WIDTH * self.done // self.total)
         bar = "#" * filled + "." * (self.WIDTH - filled)
-        self.out.write(f"\r{self.label} [{bar}] {self.done:,}/{self.total:,}", str, ending="")
+        count = f"{self.done:,}/{self.total:,}{self.unit}"
+        self.out.write(f"\r{self.label} [{bar}] {count}", str, ending="")
         self.out.flush()
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ class Command(OperatorCommand):
             source = open(file, "rb")  # bytes: bad UTF-8 is one bad line
         except OSError as error:
             raise CommandError(f"Cannot read '{file}': {error.strerror}.") from None
-        progress = Progress(self, os.fstat(source.fileno()).st_size, "Importing")
+        progress = Progress(self, os.fstat(source.fileno()).st_size, "Importing", " bytes")
         with source:
             for number, raw in enumerate(source, 1):
                 progress.advance(len(raw))

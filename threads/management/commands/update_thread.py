@@ -62,5 +62,7 @@ class Command(OperatorCommand):
             thread = thread_update(org=thread.organization, thread_id=thread.pk, patch=patch,
                                    actor=Actor.command("update_thread"), if_match=if_version)
         except ThreadError as error:
+            if error.param == "If-Match":
+                error.param = "--if-version"
             raise command_error(error) from None
         self.stdout.write(json.dumps(ThreadSerializer(thread).data, indent=2, ensure_ascii=False))
