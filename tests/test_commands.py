@@ -466,3 +466,15 @@ def test_create_org_user_and_api_key_from_the_shell_helpers(db):
         run("create_org", "initech")
     with pytest.raises(CommandError, match="No organization 'nope'"):
         run("create_api_key", "--org", "nope")
+
+
+def test_import_adds_a_message_listed_twice_in_a_line_once(org, tmp_path):
+    message = {"id": "30000000-0000-4000-8000-000000000001", "role": "user", "content": "once",
+               "createdAt": "2026-03-04T05:06:07Z"}
+    line = {"id": "00000000-0000-4000-8000-0000000000aa", "messages": [message, message]}
+    path = tmp_path / "twice.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    out, err = run("import_threads", str(path), "--org", "acme")
+    assert (out.strip(), err) == ("imported 1, updated 0, unchanged 0, skipped 0", "")
+    thread = Thread.objects.get(pk=line["id"])
+    assert (thread.message_count, Message.objects.filter(thread=thread).count()) == (1, 1)

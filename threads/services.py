@@ -259,9 +259,11 @@ def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
             Message.objects.filter(pk__in=[m["id"] for m in messages]).values_list("pk", "thread")
         )
         for i, message in enumerate(messages):
-            owner = owners.get(uuid.UUID(message["id"]))
+            key = uuid.UUID(message["id"])
+            owner = owners.get(key)
             if owner is None:
                 _append(thread, message, actor)
+                owners[key] = thread.pk  # a message listed twice is added once
                 outcome = "updated" if outcome == "unchanged" else outcome
             elif owner != thread.pk:
                 message_error = "The message id belongs to another thread."
