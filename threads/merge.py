@@ -8,6 +8,7 @@ depend on the whole map), and finally *diffed* against the stored state for the 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, TypeAlias
 
 from .errors import ThreadError, invalid
@@ -288,11 +289,17 @@ def diff(old: State, new: State) -> dict[str, Any]:
 
 # --- messages -------------------------------------------------------------------------------
 
-def parse_message(data: Any) -> dict[str, Any]:
-    """Check one message body: ``{role, content, metadata?}``."""
+def parse_message(data: Any, *, exported: bool = False) -> dict[str, Any]:
+    """Check one message body: ``{role, content, metadata?}``.
+
+    ``exported``: a message in the canonical output shape, as ``import_threads`` reads it; its
+    ``id`` and ``createdAt`` are required and kept (as ``id`` and ``created_at``), ``object``
+    and ``threadId`` are ignored.
+    """
     if not isinstance(data, dict):
         raise invalid("A message must be a JSON object.")
-    unknown = set(data) - {"role", "content", "metadata"}
+    known = {"role", "content", "metadata"} | (EXPORTED_MESSAGE_FIELDS if exported else set())
+    unknown = set(data) - known
     if unknown:
         name = sorted(unknown)[0]
         raise invalid(f"Unknown field '{name}'.", name)
@@ -304,4 +311,23 @@ def parse_message(data: Any) -> dict[str, Any]:
         raise invalid(f"'content' cannot exceed {CONTENT_MAX} characters.", "content")
     metadata = merge_map({}, _PARSERS["metadata"](data.get("metadata") or {}, "metadata"))
     validate_state({**DEFAULT_STATE, "metadata": metadata})
-    return {"role": role, "content": content, "metadata": metadata}
+    parsed = {"role": role, "content": content, "metadata": metadata}
+    if exported:
+        parsed["id"] = parse_uuid(data.get("id"), "id")
+        parsed["created_at"] = parse_datetime(data.get("createdAt"), "createdAt")
+    return parsed
+
+
+EXPORTED_MESSAGE_FIELDS = frozenset({"id", "object", "threadId", "createdAt"})
+
+
+def parse_datetime(value: Any, param: str) -> datetime:
+    """An ISO-8601 time with its offset (``Z`` or ``+hh:mm``), as the API renders them."""
+    check_string(value, param, "an ISO-8601 date and time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise invalid(f"'{param}' must be an ISO-8601 date and time with an offset.", param)
+    return parsed

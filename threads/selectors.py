@@ -36,3 +36,12 @@ def thread_events(org: Organization, thread_id: Any) -> QuerySet[Event]:
     """Events of a live thread (a deleted thread's events are only for the admin)."""
     thread = thread_get(org, thread_id)
     return Event.objects.filter(organization=org, thread_id=thread.pk)
+
+
+def thread_org_of(thread_id: Any) -> Organization | None:
+    """For operator commands, which reach every organization: the owner of a thread id, or None."""
+    try:
+        pk = uuid.UUID(str(thread_id))
+    except ValueError:
+        return None
+    return Organization.objects.filter(threads__pk=pk).first()

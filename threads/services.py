@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import merge
-from .errors import ThreadError, not_found
+from .errors import ThreadError, invalid, not_found
 from .models import Event, Message, Organization, Thread
 
 
@@ -89,12 +89,18 @@ def _record(thread: Thread, action: str, actor: Actor, changes: dict, version: i
 
 
 def thread_create(
-    *, org: Organization, data: Any, actor: Actor, messages: Iterable[Any] = ()
+    *,
+    org: Organization,
+    data: Any,
+    actor: Actor,
+    messages: Iterable[Any] = (),
+    created_at: datetime | None = None,
 ) -> Thread:
     """Create a thread from a canonical body (``id`` allowed), optionally with first messages.
 
     Raises ``thread_exists`` (409) when a client-supplied id is already used, also by a deleted
-    thread: its history stays under that id.
+    thread: its history stays under that id. ``created_at`` (default: now) lets an import keep
+    the exported creation time.
     """
     patch = merge.parse_patch(data, allow_id=True)
     state = merge.apply_patch(merge.DEFAULT_STATE, patch)
@@ -102,7 +108,8 @@ def thread_create(
     parsed_messages = [merge.parse_message(m) for m in messages]
     now = timezone.now()
     thread = Thread(
-        id=patch.get("id") or uuid.uuid4(), organization=org, created_at=now, updated_at=now,
+        id=patch.get("id") or uuid.uuid4(), organization=org, created_at=created_at or now,
+        updated_at=now,
         version=1, **state,
     )
     try:
@@ -170,15 +177,19 @@ def thread_delete(
 
 
 def _append(thread: Thread, parsed: dict[str, Any], actor: Actor) -> Message:
-    """Add one checked message to a locked thread."""
+    """Add one checked message to a locked thread. An exported message (``parse_message(...,
+    exported=True)``) keeps its ``id`` and ``created_at``; ``lastActivityAt`` never goes back."""
     now = timezone.now()
-    message = Message.objects.create(thread=thread, created_at=now, **parsed)
+    fields = {"created_at": now, **parsed}
+    message = Message.objects.create(thread=thread, **fields)
+    last = thread.last_activity_at
+    activity = fields["created_at"] if last is None else max(last, fields["created_at"])
     changes = {
         "messageCount": {"from": thread.message_count, "to": thread.message_count + 1},
-        "lastActivityAt": {"from": _iso(thread.last_activity_at), "to": _iso(now)},
+        "lastActivityAt": {"from": _iso(last), "to": _iso(activity)},
     }
     thread.message_count += 1
-    thread.last_activity_at = now
+    thread.last_activity_at = activity
     thread.updated_at = now
     thread.version += 1
     thread.save(update_fields=["message_count", "last_activity_at", "updated_at", "version"])
@@ -212,3 +223,76 @@ def threads_bulk_update(
             if error.code != "thread_not_found":
                 raise
     return changed
+
+
+IMPORT_FIELDS = frozenset(merge.WRITABLE) | merge.READ_ONLY | {"messages"}
+
+
+def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
+    """Create or merge one exported thread (the canonical shape plus ``messages``, each in the
+    canonical message shape), keeping the thread's ``id`` and ``createdAt`` and its messages'
+    ``id`` and ``createdAt``. Idempotent, all or nothing, under the same rules as the API:
+
+    - a new id: ``thread_create`` with the writable fields, then every message;
+    - an id of this organization: the writable fields go through the merge PATCH (a no-op when
+      equal: no event, no new version), then only the messages whose ids are missing;
+    - an id used by another organization or by a deleted thread (whose history is kept), or a
+      message id used by another thread: ``thread_exists``, nothing written.
+
+    Read-only fields (``version``, ``messageCount``…) are accepted and ignored: the service
+    keeps them. Returns ``"created"``, ``"updated"`` or ``"unchanged"``.
+    """
+    thread_id, created_at, fields, messages = _parse_export(data)
+    with transaction.atomic():
+        existing = Thread.objects.select_for_update().filter(pk=thread_id).first()
+        if existing is not None and existing.organization_id != org.pk:
+            raise ThreadError("thread_exists", "The id belongs to another organization.", "id")
+        if existing is None and Event.objects.filter(thread_id=thread_id).exists():
+            raise ThreadError("thread_exists", "The id belonged to a deleted thread.", "id")
+        if existing is None:
+            data = {"id": thread_id, **fields}
+            thread = thread_create(org=org, data=data, actor=actor, created_at=created_at)
+            outcome = "created"
+        else:
+            thread, changed = _update(org, thread_id, merge.parse_patch(fields), actor, None)
+            outcome = "updated" if changed else "unchanged"
+        owners = dict(
+            Message.objects.filter(pk__in=[m["id"] for m in messages]).values_list("pk", "thread")
+        )
+        for i, message in enumerate(messages):
+            key = uuid.UUID(message["id"])
+            owner = owners.get(key)
+            if owner is None:
+                _append(thread, message, actor)
+                owners[key] = thread.pk  # a message listed twice is added once
+                outcome = "updated" if outcome == "unchanged" else outcome
+            elif owner != thread.pk:
+                message_error = "The message id belongs to another thread."
+                raise ThreadError("thread_exists", message_error, f"messages[{i}].id")
+    return outcome
+
+
+def _parse_export(data: Any) -> tuple[str, datetime | None, dict[str, Any], list[dict[str, Any]]]:
+    """Check one exported thread completely before anything is written."""
+    if not isinstance(data, dict):
+        raise invalid("A thread must be a JSON object.")
+    unknown = sorted(set(data) - IMPORT_FIELDS)
+    if unknown:
+        raise invalid(f"Unknown field '{unknown[0]}'.", unknown[0])
+    thread_id = merge.parse_uuid(data.get("id"), "id")
+    created_at = None
+    if "createdAt" in data:
+        created_at = merge.parse_datetime(data["createdAt"], "createdAt")
+    fields = {name: data[name] for name in merge.WRITABLE if name in data}
+    merge.parse_patch(fields)
+    items = data.get("messages", [])
+    if not isinstance(items, list):
+        raise invalid("'messages' must be a list.", "messages")
+    messages = []
+    for i, item in enumerate(items):
+        try:
+            messages.append(merge.parse_message(item, exported=True))
+        except ThreadError as error:
+            param = f"messages[{i}]" + (f".{error.param}" if error.param else "")
+            raise ThreadError(error.code, error.message, param) from None
+    return thread_id, created_at, fields, messages

@@ -1,11 +1,9 @@
-from django.core.management.base import BaseCommand
-
 from threads.keys import api_key_create
 
-from ._common import get_org
+from ._common import OperatorCommand, get_org
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create an API key for an organization; the key is printed once, alone on the last line."
 
     def add_arguments(self, parser):
@@ -15,5 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, org, name, scope, **options):
         key, raw = api_key_create(org=get_org(org), name=name, scope=scope)
-        self.stdout.write(f"Created {scope} key '{key.name}' ({key.prefix}…). It is shown only once:")
+        self.stdout.write(
+            f"Created {scope} key '{key.name}' ({key.prefix}…). It is shown only once:"
+        )
         self.stdout.write(raw)

@@ -1,15 +1,15 @@
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 
 from threads.models import Membership
 
-from ._common import get_org
+from ._common import OperatorCommand, get_org
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create a user who is a member (or viewer) of an organization."
 
     def add_arguments(self, parser):

@@ -1,33 +1,30 @@
-import uuid
+from datetime import UTC, datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from threads.api.tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
-from threads.models import Thread
+
+from ._common import OperatorCommand, find_thread
 
 
-class Command(BaseCommand):
-    help = "Print a chat token for one thread, alone on the last line."
+class Command(OperatorCommand):
+    help = (
+        "Issue a chat token for one thread (of any organization): it may read and change that "
+        "thread's metadata and variables and its messages. The token is alone on the last line."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("thread_id")
-        parser.add_argument("--ttl", type=int, default=CHAT_TTL_DEFAULT,
-                            help=f"Seconds, {CHAT_TTL_MIN}–{CHAT_TTL_MAX} (default {CHAT_TTL_DEFAULT}).")
+        parser.add_argument("--org", help="Organization slug: only a thread of this organization.")
+        parser.add_argument("--ttl", type=int, default=CHAT_TTL_DEFAULT, metavar="SECONDS",
+                            help=f"Lifetime, {CHAT_TTL_MIN} to {CHAT_TTL_MAX} (default: "
+                                 f"{CHAT_TTL_DEFAULT}).")
 
-    def handle(self, *args, thread_id, ttl, **options):
+    def handle(self, *args, thread_id, org, ttl, **options):
         if not CHAT_TTL_MIN <= ttl <= CHAT_TTL_MAX:
             raise CommandError(f"--ttl must be from {CHAT_TTL_MIN} to {CHAT_TTL_MAX} seconds.")
-        thread = Thread.objects.filter(pk=thread_id).first() if _is_uuid(thread_id) else None
-        if thread is None:
-            raise CommandError(f"No thread {thread_id}.")
+        thread = find_thread(thread_id, org)
         token = ChatToken.for_thread(thread, ttl)
-        self.stdout.write(f"Chat token for thread {thread.pk}, valid {ttl} s:")
+        expires = datetime.fromtimestamp(token["exp"], tz=UTC).isoformat().replace("+00:00", "Z")
+        self.stdout.write(f"Chat token for thread {thread.pk}, expires at {expires}:")
         self.stdout.write(str(token))
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
