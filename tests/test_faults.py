@@ -157,7 +157,9 @@ def call(base: str, key: str, method: str, path: str, body=None) -> tuple[int | 
             return error.code, json.loads(raw or b"null")
         except ValueError:
             return error.code, raw.decode(errors="replace")
-    except (OSError, ValueError) as error:  # refused, reset, timed out, closed without an answer
+    # Refused, reset, timed out, closed without an answer, or cut off mid-body by a killed worker
+    # (http.client.IncompleteRead): not acknowledged.
+    except (OSError, ValueError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None)
         return type(reason if isinstance(reason, BaseException) else error).__name__, None
 
