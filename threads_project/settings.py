@@ -170,6 +170,10 @@ THROTTLE_RATES = {
     "login": os.environ.get("THROTTLE_LOGIN", "10/min"),
 }
 
+# An API key is looked up once and then trusted for this many seconds by each process: a key
+# revoked elsewhere keeps working here for at most this long (0 = look it up on every request).
+API_KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", "10"))
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=int(os.environ.get("JWT_REFRESH_DAYS", "7"))),
