@@ -46,16 +46,20 @@ def main() -> None:
     for q in queries.captured_queries:
         print(f"  {q['time']}s  {q['sql'][:140]}")
     profiler = cProfile.Profile(time.process_time) if "--profile" in sys.argv else None
-    cpu, wall = time.process_time(), time.perf_counter()
+    # The machine is shared: the fastest of several batches is the figure least disturbed by others.
+    batches = []
     if profiler:
         profiler.enable()
-    for i in range(count):
-        patch(i)
+    for _ in range(10):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(count // 10):
+            patch(i)
+        batches.append(((time.process_time() - cpu) / (count // 10), (time.perf_counter() - wall) / (count // 10)))
     if profiler:
         profiler.disable()
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    print(f"{count} PATCH: {cpu / count * 1000:.2f} ms CPU, {wall / count * 1000:.2f} ms wall per request,"
-          f" {len(queries.captured_queries)} queries")
+    cpu, wall = min(batches)
+    print(f"PATCH (best of 10 batches of {count // 10}): {cpu * 1000:.2f} ms CPU, {wall * 1000:.2f} ms wall"
+          f" per request; {len(queries.captured_queries)} queries")
     if profiler:
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(45)
 

@@ -161,12 +161,17 @@ def gunicorn(database_url: str, key: str):
 def peer_server():
     """``langgraph dev`` with a one-node graph; yields its base URL (or None if it cannot run)."""
     exe = BIN / "langgraph"
+    if not PEER:
+        log("peer: skipped (BENCH_PEER=0)")
+        yield None
+        return
     if not exe.exists():
         log("peer: langgraph-cli is not installed (pip install -e .[bench]); skipped")
         yield None
         return
     port = free_port()
     logfile = OUT / "peer.log"
+    shutil.rmtree(HERE / "peer" / ".langgraph_api", ignore_errors=True)  # start empty, like ours
     env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
            "LANGGRAPH_NO_VERSION_CHECK": "true", "LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(

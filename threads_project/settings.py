@@ -96,7 +96,10 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+        # A `SELECT 1` before each request's first query, so that a connection broken by a database
+        # restart is replaced instead of failing one request. It is one more round trip per request:
+        # DATABASE_CONN_HEALTH_CHECKS=0 saves it (bench/RESULTS.md measures both).
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
