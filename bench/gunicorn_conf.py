@@ -9,7 +9,7 @@ import os
 
 workers = int(os.environ.get("BENCH_GUNICORN_WORKERS", "2"))
 worker_class = os.environ.get("BENCH_GUNICORN_CLASS", "gthread")
-threads = int(os.environ.get("BENCH_GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("BENCH_GUNICORN_THREADS", "8"))
 keepalive = 30
 backlog = 256
 accesslog = None

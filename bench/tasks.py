@@ -128,7 +128,7 @@ def _plan_ok(plan: list[str], sql: str) -> tuple[bool, str]:
 
 
 def list_timings(main_count: int, repeat: int, key: str) -> list[dict]:
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
     deep = _cursor_at(max(1, main_count // 10))  # 90% of the way down the newest-first list
     results = []
     for label, params in LIST_CASES:
