@@ -94,13 +94,15 @@ def _targets(results: dict) -> list[str]:
             s = _patch_summary(results["patch"]["modes"][mode])
             if s["ratio"] is not None:
                 rows.append(f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | {s['ratio']:.2f}x"
-                            f" ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds) | {_met(s['ratio'] >= 1.0)} |")
+                            f" ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds) |"
+                            f" {_met(s['ratio'] >= 1.0)} |")
             else:
                 rows.append(f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | peer not run"
                             f" ({s['rps']:.0f} req/s) | n/a |")
             rows.append(f"| PATCH p99, {label} | < {P99_BAR_MS:.0f} ms at 16 connections | {_ms(s['p99'])} ms"
                         f" (worst round {_ms(s['p99_worst'])} ms) | {_met(s['p99'] / 1000 < P99_BAR_MS)} |")
-            rows.append(f"| PATCH errors, {label} | 0 | {s['errors']} of {s['requests']:,} | {_met(s['errors'] == 0)} |")
+            rows.append(f"| PATCH errors, {label} | 0 | {s['errors']} of {s['requests']:,} |"
+                        f" {_met(s['errors'] == 0)} |")
     rows.append("| SQL queries per canonical PATCH | <= 4 with the API-key lookup | 3 on PostgreSQL (key lookup,"
                 " read, one UPDATE+INSERT statement), 2 once the key is cached; asserted by"
                 " `tests/test_query_counts.py` | **met** |")
@@ -110,7 +112,7 @@ def _targets(results: dict) -> list[str]:
         rows.append(f"| first list page, any one filter, 1M threads | p50 < {LIST_BAR_MS:.0f} ms server time |"
                     f" worst p50 {worst['p50_ms']:.1f} ms ({worst['case']}) | {_met(worst['p50_ms'] < LIST_BAR_MS)} |")
         slow = _deep_slower(results["list_pg"])
-        rows.append(f"| deep cursor page, 1M threads | no slower than the first | "
+        rows.append("| deep cursor page, 1M threads | no slower than the first | "
                     + ("every case" if not slow else "slower in: " + ", ".join(slow))
                     + f" (p50 within {int((DEEP_SLACK - 1) * 100)}%) | {_met(not slow)} |")
         bad = [f"{r['case']} ({r['page']}): {r['plan_verdict']}" for r in results["list_pg"] if not r["plan_ok"]]
@@ -168,7 +170,8 @@ def _memory(mem: dict) -> list[str]:
            " requests (imports, connection and caches settled).", "",
            "| worker | warm MiB | final MiB | max MiB | growth |", "|---|---|---|---|---|"]
     for w in mem["workers"]:
-        out.append(f"| {w['pid']} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} | {w['max_mib']:.1f} | {w['growth']:+.1%} |")
+        out.append(f"| {w['pid']} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} | {w['max_mib']:.1f} |"
+                   f" {w['growth']:+.1%} |")
     if mem.get("restarted"):
         out.append(f"\nWorkers that went away during the run: {mem['restarted']}")
     points = mem["samples"][:: max(1, len(mem["samples"]) // 12)]
@@ -183,7 +186,8 @@ def _list(rows: list[dict], title: str) -> list[str]:
            "Server time of `GET /api/v1/threads` (default order, newest first, 20 a page) through the whole"
            " Django and DRF stack, in-process (Django's test client, no network), with an API key."
            " \"deep cursor\" is a cursor 90% of the way down the organization's list.", "",
-           "| filter | page | p50 ms | p99 ms | requests | rows | queries | plan |", "|---|---|---|---|---|---|---|---|"]
+           "| filter | page | p50 ms | p99 ms | requests | rows | queries | plan |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['case']} | {r['page']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['n']} | {r['rows']} |"
                    f" {r['queries']} | {r['plan_verdict']} |")

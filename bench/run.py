@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import threading
@@ -381,7 +380,8 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(),
         "postgresql": f"{pg} (synchronous_commit={sync})", "sqlite": sqlite3.sqlite_version,
-        "wrk": version(["wrk", "-v"]), "peer": f"langgraph-api {peer_version.group(1)}" if peer_version else "not installed",
+        "wrk": version(["wrk", "-v"]),
+        "peer": f"langgraph-api {peer_version.group(1)}" if peer_version else "not installed",
         "commit": commit, "load_before": os.getloadavg(),
     }
 

@@ -26,12 +26,12 @@ import django  # noqa: E402
 
 django.setup()
 
+import seed  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-import seed  # noqa: E402
 from threads.keys import api_key_create  # noqa: E402
 from threads.models import Organization, Thread  # noqa: E402
 
@@ -77,7 +77,8 @@ def prepare(main_count: int, other_count: int) -> dict:
         seeded = None
     org = orgs[0][1]
     raw_key = api_key_create(org=org, name=f"bench {time.strftime('%H:%M:%S')}")[1]
-    return {"key": raw_key, "org": str(org.pk), "seed_seconds": seeded, "counts": {MAIN: main_count, OTHER: other_count}}
+    return {"key": raw_key, "org": str(org.pk), "seed_seconds": seeded,
+            "counts": {MAIN: main_count, OTHER: other_count}}
 
 
 def _cursor_at(n: int) -> str:
