@@ -59,6 +59,7 @@ LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
 SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "patch,list,memory").split(","))
 PEER = os.environ.get("BENCH_PEER", "1") not in ("0", "")
+HEALTH_CHECK_VARIANT = os.environ.get("BENCH_HEALTH_CHECK_VARIANT", "1") not in ("0", "")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 PG_DB = os.environ.get("BENCH_PG_DB") or ("hbench_quick" if QUICK else "hbench_big")
 SQLITE_PATH = OUT / ("bench-quick.sqlite3" if QUICK else "bench.sqlite3")
@@ -140,12 +141,12 @@ def ensure_pg_database(name: str) -> None:
 # --- servers ----------------------------------------------------------------------------------
 
 @contextmanager
-def gunicorn(database_url: str, key: str):
+def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
     port = free_port()
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
          "-b", f"127.0.0.1:{port}"],
-        cwd=ROOT, env=django_env(database_url), start_new_session=True,
+        cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
         stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
     )
     try:
@@ -162,11 +163,11 @@ def peer_server():
     exe = BIN / "langgraph"
     if not PEER:
         log("peer: skipped (BENCH_PEER=0)")
-        yield None
+        yield None, []
         return
     if not exe.exists():
         log("peer: langgraph-cli is not installed (pip install -e .[bench]); skipped")
-        yield None
+        yield None, []
         return
     port = free_port()
     logfile = OUT / "peer.log"
@@ -189,10 +190,10 @@ def peer_server():
                 base = found.group(1)
         if base is None:
             log("peer: langgraph dev did not start; see bench/out/peer.log")
-            yield None
+            yield None, []
             return
         wait_http(f"{base}/ok", 60)
-        yield base
+        yield base, [proc.pid]
     finally:
         stop(proc, "peer")
 
@@ -209,16 +210,32 @@ def peer_threads(base: str, count: int) -> list[str]:
 
 # --- load -------------------------------------------------------------------------------------
 
-def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int) -> dict:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (and their finished children) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int, pids: list[int] = ()) -> dict:
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
            "-s", str(HERE / "wrk" / "patch.lua"), url_base, "--", str(ids_file), prefix, key]
+    cpu = cpu_seconds(pids)
     proc = run(cmd, timeout=duration + 60)
+    cpu = cpu_seconds(pids) - cpu
     found = re.search(r"BENCH_JSON (\{.*\})", proc.stdout)
     if not found:
         raise RuntimeError(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
     data = json.loads(found.group(1))
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     data["errors"] = data["non2xx"] + data["socket_errors"]
+    # The server's own CPU per request: a figure that the machine's other load moves less.
+    data["server_cpu_ms"] = cpu * 1000 / data["requests"] if pids and data["requests"] else None
     return data
 
 
@@ -244,7 +261,36 @@ def patch_section(info: dict) -> dict:
         files[name] = OUT / f"{name}.ids"
         files[name].write_text("\n".join(ids) + "\n")
     results: dict = {"modes": {}}
-    with gunicorn(database_url, info["key"]) as (base, _), peer_server() as peer:
+    pg_args = {"1": (THREADS - 1, 1, 1), "1000": (0, stride, SPREAD)}
+
+    def ab_rounds(mode: str, label: str, base: str, server: subprocess.Popen, peer: str | None, peer_pids) -> None:
+        log(f"patch, {label}: warm-up")
+        wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], 3)
+        if peer:
+            wrk(peer, "/threads/", files[f"peer-{mode}"], "", 3)
+        ours_pids = children(server.pid)
+        rounds = []
+        for r in range(ROUNDS):
+            row = {}
+            for who in ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]:  # A/B, then B/A
+                if who == "ours":
+                    row["ours"] = wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], DURATION,
+                                      ours_pids)
+                elif peer:
+                    row["peer"] = wrk(peer, "/threads/", files[f"peer-{mode}"], "", DURATION, peer_pids)
+                else:
+                    continue
+                log(f"  round {r + 1} {who}: {row[who]['rps']:.0f} req/s, p50 {row[who]['p50_us'] / 1000:.1f} ms,"
+                    f" p99 {row[who]['p99_us'] / 1000:.1f} ms, errors {row[who]['errors']},"
+                    f" server CPU {row[who]['server_cpu_ms'] or 0:.2f} ms/request")
+            if "peer" in row:
+                row["ratio"] = row["ours"]["rps"] / row["peer"]["rps"]
+            rounds.append(row)
+        db = pgbench(info["org"], *pg_args[mode], DURATION)
+        log(f"  pgbench: {db['tps']:.0f} tps")
+        results["modes"][label] = {"rounds": rounds, "pgbench": db}
+
+    with peer_server() as (peer, peer_pids):
         results["peer_available"] = peer is not None
         if peer:
             peer_ids = peer_threads(peer, SPREAD)
@@ -252,30 +298,13 @@ def patch_section(info: dict) -> dict:
             files["peer-1"].write_text(peer_ids[0] + "\n")
             files["peer-1000"] = OUT / "peer-1000.ids"
             files["peer-1000"].write_text("\n".join(peer_ids) + "\n")
-        for mode, pg_args in (("1", (THREADS - 1, 1, 1)), ("1000", (0, stride, SPREAD))):
-            log(f"patch, {mode} thread(s): warm-up")
-            wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], 3)
-            if peer:
-                wrk(peer, "/threads/", files[f"peer-{mode}"], "", 3)
-            rounds = []
-            for r in range(ROUNDS):
-                order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
-                row = {}
-                for who in order:
-                    if who == "peer" and not peer:
-                        continue
-                    if who == "ours":
-                        row["ours"] = wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], DURATION)
-                    else:
-                        row["peer"] = wrk(peer, "/threads/", files[f"peer-{mode}"], "", DURATION)
-                    log(f"  round {r + 1} {who}: {row[who]['rps']:.0f} req/s, p50 {row[who]['p50_us'] / 1000:.1f} ms,"
-                        f" p99 {row[who]['p99_us'] / 1000:.1f} ms, errors {row[who]['errors']}")
-                if "peer" in row:
-                    row["ratio"] = row["ours"]["rps"] / row["peer"]["rps"]
-                rounds.append(row)
-            db = pgbench(info["org"], *pg_args, DURATION)
-            log(f"  pgbench: {db['tps']:.0f} tps")
-            results["modes"][mode] = {"rounds": rounds, "pgbench": db}
+        with gunicorn(database_url, info["key"]) as (base, server):
+            for mode in ("1", "1000"):
+                ab_rounds(mode, mode, base, server, peer, peer_pids)
+        if HEALTH_CHECK_VARIANT:
+            # The same 1,000-thread load with the per-request connection health check switched off.
+            with gunicorn(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
+                ab_rounds("1000", "1000-nohc", base, server, peer, peer_pids)
     return results
 
 
