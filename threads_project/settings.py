@@ -157,6 +157,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["threads.api.permissions.IsOrgPrincipal"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "threads.api.negotiation.SingleRendererNegotiation",
     "DEFAULT_FILTER_BACKENDS": [],
     "DEFAULT_THROTTLE_CLASSES": ["threads.api.throttling.PrincipalThrottle"],
     "NUM_PROXIES": int(os.environ["DJANGO_NUM_PROXIES"]) if os.environ.get("DJANGO_NUM_PROXIES") else None,
