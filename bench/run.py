@@ -348,7 +348,8 @@ def memory_section(info: dict) -> dict:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         slices = 0
-        while total["requests"] < MEM_REQUESTS and slices < 60:  # bounded: at most 60 slices of 10 s
+        # Bounded: 10-second slices until the count is reached, for at most 15 minutes.
+        while total["requests"] < MEM_REQUESTS and time.monotonic() - started < 900:
             result = wrk(base, "/api/v1/threads/", ids_file, info["key"], 10)
             total["requests"] += result["requests"]
             total["errors"] += result["errors"]
