@@ -6,7 +6,6 @@ assigns a thread's fields.
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
 from collections.abc import Iterable
@@ -17,8 +16,8 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import merge
-from .errors import ThreadError, not_found
+from . import merge, selectors
+from .errors import ThreadError
 from .models import Event, Message, Organization, Thread
 
 
@@ -55,52 +54,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _get(org: Organization, thread_id: Any, *, lock: bool = False) -> Thread:
-    """The organization's thread, or ``thread_not_found``; with ``lock``, row-locked until the
-    transaction ends (SQLite: the write lock is already ours)."""
-    try:
-        pk = uuid.UUID(str(thread_id))
-    except ValueError:
-        raise not_found() from None
-    if connection.vendor == "postgresql":
-        thread = _read(org, pk, lock)
-    else:
-        threads = Thread.objects.select_for_update() if lock else Thread.objects
-        thread = threads.filter(organization=org, pk=pk).first()
-    if thread is None:
-        raise not_found()
-    return thread
-
-
-def _read(org: Organization, pk: uuid.UUID, lock: bool) -> Thread | None:
-    """PostgreSQL: ``Thread.objects.filter(organization=org, pk=pk).first()`` (``FOR UPDATE`` with
-    ``lock``) without building the query each time: on the PATCH path, compiling it through the
-    ORM cost more than running it."""
-    sql, converters = _read_plan()
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " FOR UPDATE" if lock else sql, [pk, org.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = list(row)
-    for index, convert in converters:
-        values[index] = convert(values[index], None, connection)
-    return Thread.from_db(connection.alias, None, values)
-
-
-@functools.cache
-def _read_plan() -> tuple[str, list]:
-    """The SELECT of every column in model order, and the fields' own from-database converters
-    (on PostgreSQL only the JSON fields have one; the driver already returns the other types)."""
-    quote = connection.ops.quote_name
-    fields = Thread._meta.concrete_fields
-    sql = (f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(Thread._meta.db_table)}"
-           f" WHERE {quote('id')} = %s AND {quote('organization_id')} = %s")
-    return sql, [(i, field.from_db_value) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
-
-
 def _lock(org: Organization, thread_id: Any) -> Thread:
-    return _get(org, thread_id, lock=True)
+    """The thread, row-locked until the transaction ends, or ``thread_not_found``."""
+    return selectors.thread_get(org, thread_id, lock=True)
 
 
 def _check_version(thread: Thread, if_match: int | None) -> None:
@@ -218,7 +174,7 @@ def _update_unlocked(
     BEGIN/COMMIT round trips). Returns None when another writer changed the row in between; the
     caller then takes the row lock and starts again.
     """
-    thread = _get(org, thread_id)
+    thread = selectors.thread_get(org, thread_id)
     values, changes = _plan(thread, parsed, if_match)
     if not changes:
         return thread, False
