@@ -417,6 +417,8 @@ def machine() -> dict:
 
 
 def main() -> None:
+    # On SIGTERM (e.g. run.sh's time limit) unwind normally, so that every server started here stops.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
     OUT.mkdir(exist_ok=True)
     if not shutil.which("wrk") or not shutil.which("pgbench"):
         raise SystemExit("wrk and pgbench are needed: bench/run.sh installs them")
