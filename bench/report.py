@@ -239,10 +239,11 @@ def _memory(mem: dict) -> list[str]:
            f"{mem['requests']:,} PATCH requests on 1,000 threads ({mem['errors']} errors); RSS of each gunicorn"
            " worker read from `/proc/<pid>/status` every 2 s. \"Warm\" is the first sample after 10% of the"
            " requests (imports, connection and caches settled).", "",
-           "| worker | warm MiB | final MiB | max MiB | growth |", "|---|---|---|---|---|"]
+           "| worker | before the load MiB | warm MiB | final MiB | max MiB | growth warm to final |",
+           "|---|---|---|---|---|---|"]
     for w in mem["workers"]:
-        out.append(f"| {w['pid']} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} | {w['max_mib']:.1f} |"
-                   f" {w['growth']:+.1%} |")
+        out.append(f"| {w['pid']} | {w.get('start_mib', 0):.1f} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} |"
+                   f" {w['max_mib']:.1f} | {w['growth']:+.1%} |")
     if mem.get("restarted"):
         out.append(f"\nWorkers that went away during the run: {mem['restarted']}")
     points = mem["samples"][:: max(1, len(mem["samples"]) // 12)]

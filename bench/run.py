@@ -368,7 +368,8 @@ def memory_section(info: dict) -> dict:
     for w in workers:
         a, b = warm["rss_kib"].get(str(w)), final["rss_kib"].get(str(w))
         if a and b:
-            per_worker.append({"pid": w, "warm_mib": a / 1024, "final_mib": b / 1024,
+            per_worker.append({"pid": w, "start_mib": (samples[0]["rss_kib"].get(str(w)) or 0) / 1024,
+                               "warm_mib": a / 1024, "final_mib": b / 1024,
                                "max_mib": max(s["rss_kib"].get(str(w)) or 0 for s in samples) / 1024,
                                "growth": (b - a) / a})
     return {"requests": total["requests"], "errors": total["errors"], "workers": per_worker,
