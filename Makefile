@@ -1,5 +1,5 @@
 # `make run` serves the API on 127.0.0.1:$(PORT); `make test` runs the suite; `make bench` runs the
-# benchmark suite (bench/, about 20 minutes; `make bench BENCH_QUICK=1` for a short run).
+# benchmark suite (bench/, about 15 minutes; `make bench BENCH_QUICK=1` for a short run).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
