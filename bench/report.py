@@ -288,7 +288,7 @@ def _list(rows: list[dict], title: str) -> list[str]:
     for r in rows:
         db = "–" if r.get("db_ms") is None else f"{r['db_ms']:.2f}"
         out.append(f"| {r['case']} | {r['page']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['n']} | {r['rows']} |"
-                   f" {r['queries']} | {db} | {r['plan_verdict']} |")
+                   f" {r['queries']} | {db} | {r['plan_verdict'].replace('index only', 'index scans')} |")
     return [*out, ""]
 
 

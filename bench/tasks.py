@@ -125,7 +125,7 @@ def _plan_ok(plan: list[str], sql: str) -> tuple[bool, str]:
     else:
         if any(line.startswith("SCAN threads_thread") and "INDEX" not in line for line in plan):
             problems.append("full table scan")
-    return not problems, ", ".join(problems) or "index only"
+    return not problems, ", ".join(problems) or "index scans"
 
 
 def list_timings(main_count: int, repeat: int, key: str) -> list[dict]:
