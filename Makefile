@@ -1,11 +1,12 @@
-# Two commands: `make run` serves the API on 127.0.0.1:$(PORT); `make test` runs the suite.
+# `make run` serves the API on 127.0.0.1:$(PORT); `make test` runs the suite; `make bench` runs the
+# benchmark suite (bench/, about 15 minutes; `make bench BENCH_QUICK=1` for a short run).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate clean
+.PHONY: run test lint migrate clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ run: migrate
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	BENCH_QUICK=$(BENCH_QUICK) BENCH_THREADS=$(BENCH_THREADS) bash bench/run.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

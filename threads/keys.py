@@ -11,6 +11,9 @@ from .models import ApiKey, Organization
 
 API_KEY_PREFIX = "tk_"
 
+# key hash -> (expiry on time.monotonic(), ApiKey): see ``api.authentication._lookup_api_key``.
+api_key_cache: dict[str, tuple[float, ApiKey]] = {}
+
 
 def hash_api_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -27,3 +30,4 @@ def api_key_create(*, org: Organization, name: str, scope: str = "write") -> tup
 
 def api_key_revoke(key: ApiKey) -> None:
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    api_key_cache.pop(key.key_hash, None)  # other processes notice within API_KEY_CACHE_SECONDS

@@ -7,16 +7,18 @@ actor that the history records.
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
-from ..keys import API_KEY_PREFIX, hash_api_key
+from ..keys import API_KEY_PREFIX, api_key_cache, hash_api_key
 from ..models import ApiKey, Membership, Organization
 from ..services import Actor
 from .tokens import ChatToken
@@ -87,13 +89,13 @@ class BearerAuthentication(JWTAuthentication):
         return user
 
     def _api_key(self, raw: str):
-        key = ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(raw)).first()
-        # The lookup is by hash; comparing again in constant time costs nothing and guards the index.
-        if key is None or not hmac.compare_digest(key.key_hash, hash_api_key(raw)) or key.is_revoked:
+        key = _lookup_api_key(hash_api_key(raw))
+        if key is None:
             raise AuthenticationFailed("Invalid API key.", code="invalid_token")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now  # the cached copy too: at most one such write a minute per process
         principal = Principal(
             "api_key", key.organization, key.scope == ApiKey.Scope.WRITE, Actor.api_key(key),
             api_key=key,
@@ -107,3 +109,30 @@ class BearerAuthentication(JWTAuthentication):
         except (KeyError, ValueError):
             raise InvalidToken("The chat token is malformed.") from None
         return Principal("chat_token", org, True, Actor.chat_token(thread_id), thread_id=thread_id)
+
+
+def _lookup_api_key(key_hash: str) -> ApiKey | None:
+    """The live key with this hash, from this process's cache for ``API_KEY_CACHE_SECONDS``.
+
+    The cache saves a query on every request. The price is the window: a key revoked or deleted
+    elsewhere (another worker, another server) still works here for at most that many seconds;
+    ``api_key_revoke`` forgets it at once in its own process. Unknown and revoked keys are not
+    cached, so a new key works at once.
+    """
+    ttl = settings.API_KEY_CACHE_SECONDS
+    cached = api_key_cache.get(key_hash)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    key = ApiKey.objects.select_related("organization").filter(key_hash=key_hash).first()
+    # The lookup is by hash; comparing again in constant time costs nothing and guards the index.
+    if key is None or not hmac.compare_digest(key.key_hash, key_hash) or key.is_revoked:
+        api_key_cache.pop(key_hash, None)
+        return None
+    if ttl > 0:
+        if len(api_key_cache) >= API_KEY_CACHE_MAX:
+            api_key_cache.clear()  # bounded: many distinct keys in a few seconds is rare
+        api_key_cache[key_hash] = (time.monotonic() + ttl, key)
+    return key
+
+
+API_KEY_CACHE_MAX = 10_000

@@ -46,7 +46,7 @@ class KeysetPagination:
         self.request = request
         self.limit = self._limit(request)
         position, self.backwards = self._cursor(request)
-        nullable = queryset.model._meta.get_field(self.field).null
+        nullable = self.nullable = queryset.model._meta.get_field(self.field).null
         if position is not None:
             queryset = queryset.filter(self._beyond(position, nullable))
         rows = list(queryset.order_by(*self._order(self.backwards))[: self.limit + 1])
@@ -88,7 +88,10 @@ class KeysetPagination:
 
     def _order(self, backwards: bool) -> list:
         desc = self.desc != backwards
-        nulls = {"nulls_last": True} if not backwards else {"nulls_first": True}
+        # Only a nullable field says where NULLs go: on a NOT NULL column the clause changes no
+        # row's place, but PostgreSQL would no longer read the order from the (org, field, id)
+        # index and would sort the whole organization instead.
+        nulls = {} if not self.nullable else {"nulls_last": True} if not backwards else {"nulls_first": True}
         first = F(self.field).desc(**nulls) if desc else F(self.field).asc(**nulls)
         return [first, F(self.tiebreak).desc() if desc else F(self.tiebreak).asc()]
 
@@ -98,14 +101,17 @@ class KeysetPagination:
         forward_less = self.desc != self.backwards
         cmp = "lt" if forward_less else "gt"
         f, t = self.field, self.tiebreak
-        if not self.backwards:
-            if value is None:
-                return Q(**{f"{f}__isnull": True, f"{t}__{cmp}": key})
-            q = Q(**{f"{f}__{cmp}": value}) | Q(**{f: value, f"{t}__{cmp}": key})
-            return q | Q(**{f"{f}__isnull": True}) if nullable else q
         if value is None:
+            if not self.backwards:
+                return Q(**{f"{f}__isnull": True, f"{t}__{cmp}": key})
             return Q(**{f"{f}__isnull": False}) | Q(**{f"{f}__isnull": True, f"{t}__{cmp}": key})
-        return Q(**{f"{f}__{cmp}": value}) | Q(**{f: value, f"{t}__{cmp}": key})
+        # (field < v) OR (field = v AND id < k), with the redundant bound field <= v in front: the
+        # bound is what lets the database start the index scan at the cursor instead of filtering
+        # its way down from the first row (a deep page would cost as much as all pages before it).
+        q = Q(**{f"{f}__{cmp}e": value}) & (Q(**{f"{f}__{cmp}": value}) | Q(**{f: value, f"{t}__{cmp}": key}))
+        if nullable and not self.backwards:
+            return q | Q(**{f"{f}__isnull": True})  # NULLs sort last going forwards
+        return q
 
     def _link(self, index: int, backwards: bool) -> str | None:
         if not self.rows or not (self.has_previous if backwards else self.has_next):

@@ -5,6 +5,8 @@ Writes never go through ``serializer.save()``: the services own the merge rules.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -74,6 +76,39 @@ class ThreadSerializer(serializers.ModelSerializer):
             "messageCount", "lastActivityAt", "createdAt", "updatedAt", "version",
         ]
         read_only_fields = fields
+
+    def to_representation(self, thread: Thread) -> dict:
+        """The fields above, written out by hand: the same output as DRF's field-by-field
+        rendering (a test compares the two), at a fraction of its cost on every PATCH and list."""
+        return {
+            "id": str(thread.id),
+            "object": "thread",
+            "title": thread.title,
+            "metadata": thread.metadata,
+            "variables": thread.variables,
+            "tags": [str(tag) for tag in thread.tags],
+            "isArchived": thread.is_archived,
+            "isActive": thread.is_active,
+            "visibleInUi": thread.visible_in_ui,
+            "isPinned": thread.is_pinned,
+            "projectId": thread.project_id,
+            "assistantId": thread.assistant_id,
+            "userId": thread.user_id,
+            "organizationId": str(thread.organization_id),
+            "messageCount": thread.message_count,
+            "lastActivityAt": _iso(thread.last_activity_at),
+            "createdAt": _iso(thread.created_at),
+            "updatedAt": _iso(thread.updated_at),
+            "version": thread.version,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """DRF's ISO 8601 rendering of an aware datetime, in UTC (TIME_ZONE), ``Z`` for ``+00:00``."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ThreadPatchRequest(serializers.Serializer):

@@ -1,0 +1,462 @@
+"""The benchmark suite (issue 7). ``make bench`` runs it; ``make bench BENCH_QUICK=1`` is a short run.
+
+Sections (``BENCH_SECTIONS=patch,list,memory``, all by default):
+
+- patch:  the service under gunicorn (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
+          wrk with a merge PATCH of one metadata key, on one thread and on 1,000 threads; pgbench
+          with the same jsonb UPDATE as the database's own limit; the LangGraph API server (the
+          in-memory peer) under the same load in alternating A/B rounds.
+- list:   the list API's first page and a deep cursor page over 1,000,000 threads on PostgreSQL
+          and 100,000 on SQLite, p50/p99 and the EXPLAIN plan of each query.
+- memory: a gunicorn worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
+
+Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
+server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(HERE))
+
+import seed  # noqa: E402
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+
+
+def _int(name: str, default: int, quick: int) -> int:
+    return int(os.environ.get(name) or (quick if QUICK else default))
+
+
+THREADS = _int("BENCH_THREADS", 1_000_000, 20_000)
+OTHER_THREADS = _int("BENCH_OTHER_THREADS", 100_000, 2_000)
+SQLITE_THREADS = _int("BENCH_SQLITE_THREADS", 100_000, 10_000)
+DURATION = _int("BENCH_DURATION", 15, 5)
+ROUNDS = _int("BENCH_ROUNDS", 3, 1)
+CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
+MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
+LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
+SPREAD = 1000  # threads in the "1,000 different threads" load
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "patch,list,memory").split(","))
+PEER = os.environ.get("BENCH_PEER", "1") not in ("0", "")
+HEALTH_CHECK_VARIANT = os.environ.get("BENCH_HEALTH_CHECK_VARIANT", "1") not in ("0", "")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
+PG_DB = os.environ.get("BENCH_PG_DB") or ("hbench_quick" if QUICK else "hbench_big")
+SQLITE_PATH = OUT / ("bench-quick.sqlite3" if QUICK else "bench.sqlite3")
+
+SERVER_ENV = {
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-" + "x" * 60,
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DATABASE_CONN_MAX_AGE": "600",
+    # The default budget (6000/min per key) would answer most of the load with 429: the throttle
+    # still runs on every request, with a budget the load cannot reach.
+    "THROTTLE_API_KEY": "100000000/min",
+    "LOG_LEVEL": "WARNING",
+    "REDIS_URL": "",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+def run(cmd: list[str], timeout: float, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, timeout=timeout, env=env, capture_output=True, text=True, check=False, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, seconds: float, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2).read()
+            return
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f}s")
+
+
+def stop(proc: subprocess.Popen, name: str) -> None:
+    """Stop a process group that this script started (by its own id), politely then firmly."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+    log(f"stopped {name}")
+
+
+# --- databases --------------------------------------------------------------------------------
+
+def django_env(database_url: str) -> dict:
+    return {**os.environ, **SERVER_ENV, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+
+
+def prepare(database_url: str, main: int, other: int) -> dict:
+    proc = run([sys.executable, str(HERE / "tasks.py"), "prepare", str(main), str(other)],
+               timeout=3600, env=django_env(database_url))
+    sys.stderr.write(proc.stderr[-3000:])
+    if proc.returncode:
+        raise RuntimeError("prepare failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def ensure_pg_database(name: str) -> None:
+    exists = run(["psql", f"{PG}/postgres", "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], 30)
+    if exists.stdout.strip() != "1":
+        run(["psql", f"{PG}/postgres", "-c", f'CREATE DATABASE "{name}"'], 60)
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+@contextmanager
+def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
+         "-b", f"127.0.0.1:{port}"],
+        cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
+        stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
+        yield base, proc
+    finally:
+        stop(proc, "gunicorn")
+
+
+@contextmanager
+def peer_server():
+    """``langgraph dev`` with a one-node graph; yields its base URL (or None if it cannot run)."""
+    exe = BIN / "langgraph"
+    if not PEER:
+        log("peer: skipped (BENCH_PEER=0)")
+        yield None, []
+        return
+    if not exe.exists():
+        log("peer: langgraph-cli is not installed (pip install -e .[bench]); skipped")
+        yield None, []
+        return
+    port = free_port()
+    logfile = OUT / "peer.log"
+    shutil.rmtree(HERE / "peer" / ".langgraph_api", ignore_errors=True)  # start empty, like ours
+    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
+           "LANGGRAPH_NO_VERSION_CHECK": "true", "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [str(exe), "dev", "--no-reload", "--no-browser", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=HERE / "peer", env=env, start_new_session=True,
+        stdout=open(logfile, "w"), stderr=subprocess.STDOUT,
+    )
+    try:
+        base = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None and base is None:
+            time.sleep(0.5)
+            # It may move to another port when the one asked for is taken: believe its banner.
+            found = re.search(r"API: \S*?(http://127\.0\.0\.1:\d+)", logfile.read_text(errors="replace"))
+            if found:
+                base = found.group(1)
+        if base is None:
+            log("peer: langgraph dev did not start; see bench/out/peer.log")
+            yield None, []
+            return
+        wait_http(f"{base}/ok", 60)
+        yield base, [proc.pid]
+    finally:
+        stop(proc, "peer")
+
+
+def peer_threads(base: str, count: int) -> list[str]:
+    ids = []
+    for n in range(count):  # bounded: `count` requests
+        body = json.dumps({"metadata": {"customer_tier": "pro", "ticket": f"T-{n}"}}).encode()
+        request = urllib.request.Request(f"{base}/threads", data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        ids.append(json.loads(urllib.request.urlopen(request, timeout=10).read())["thread_id"])
+    return ids
+
+
+# --- load -------------------------------------------------------------------------------------
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (and their finished children) so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int, pids: list[int] = ()) -> dict:
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
+           "-s", str(HERE / "wrk" / "patch.lua"), url_base, "--", str(ids_file), prefix, key]
+    cpu = cpu_seconds(pids)
+    proc = run(cmd, timeout=duration + 60)
+    cpu = cpu_seconds(pids) - cpu
+    found = re.search(r"BENCH_JSON (\{.*\})", proc.stdout)
+    if not found:
+        raise RuntimeError(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    data = json.loads(found.group(1))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["errors"] = data["non2xx"] + data["socket_errors"]
+    # The server's own CPU per request: a figure that the machine's other load moves less.
+    data["server_cpu_ms"] = cpu * 1000 / data["requests"] if pids and data["requests"] else None
+    return data
+
+
+def pgbench(org: str, base: int, stride: int, spread: int, duration: int) -> dict:
+    cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(CONNECTIONS), "-j", "2", "-T", str(duration),
+           "-f", str(HERE / "pgbench" / "patch.sql"), "-D", f"org={org}", "-D", f"base={base}",
+           "-D", f"stride={stride}", "-D", f"spread={spread}", f"{PG}/{PG_DB}"]
+    proc = run(cmd, timeout=duration + 60)
+    tps = re.search(r"tps = ([\d.]+)", proc.stdout)
+    latency = re.search(r"latency average = ([\d.]+) ms", proc.stdout)
+    if not tps:
+        raise RuntimeError(f"pgbench failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
+    return {"tps": float(tps.group(1)), "latency_avg_ms": float(latency.group(1)) if latency else None}
+
+
+def patch_section(info: dict) -> dict:
+    database_url = f"{PG}/{PG_DB}"
+    single = [seed.thread_id("bench-main", THREADS - 1)]  # the newest thread
+    stride = max(1, THREADS // SPREAD)
+    many = [seed.thread_id("bench-main", stride * i) for i in range(SPREAD)]
+    files = {}
+    for name, ids in (("ours-1", single), ("ours-1000", many)):
+        files[name] = OUT / f"{name}.ids"
+        files[name].write_text("\n".join(ids) + "\n")
+    results: dict = {"modes": {}}
+    pg_args = {"1": (THREADS - 1, 1, 1), "1000": (0, stride, SPREAD)}
+
+    def ab_rounds(mode: str, label: str, base: str, server: subprocess.Popen, peer: str | None, peer_pids) -> None:
+        log(f"patch, {label}: warm-up")
+        wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], 3)
+        if peer:
+            wrk(peer, "/threads/", files[f"peer-{mode}"], "", 3)
+        ours_pids = children(server.pid)
+        rounds = []
+        for r in range(ROUNDS):
+            row = {}
+            for who in ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]:  # A/B, then B/A
+                if who == "ours":
+                    row["ours"] = wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], DURATION,
+                                      ours_pids)
+                elif peer:
+                    row["peer"] = wrk(peer, "/threads/", files[f"peer-{mode}"], "", DURATION, peer_pids)
+                else:
+                    continue
+                log(f"  round {r + 1} {who}: {row[who]['rps']:.0f} req/s, p50 {row[who]['p50_us'] / 1000:.1f} ms,"
+                    f" p99 {row[who]['p99_us'] / 1000:.1f} ms, errors {row[who]['errors']},"
+                    f" server CPU {row[who]['server_cpu_ms'] or 0:.2f} ms/request")
+            if "peer" in row:
+                row["ratio"] = row["ours"]["rps"] / row["peer"]["rps"]
+            rounds.append(row)
+        db = pgbench(info["org"], *pg_args[mode], DURATION)
+        log(f"  pgbench: {db['tps']:.0f} tps")
+        results["modes"][label] = {"rounds": rounds, "pgbench": db}
+
+    with peer_server() as (peer, peer_pids):
+        results["peer_available"] = peer is not None
+        if peer:
+            peer_ids = peer_threads(peer, SPREAD)
+            files["peer-1"] = OUT / "peer-1.ids"
+            files["peer-1"].write_text(peer_ids[0] + "\n")
+            files["peer-1000"] = OUT / "peer-1000.ids"
+            files["peer-1000"].write_text("\n".join(peer_ids) + "\n")
+        with gunicorn(database_url, info["key"]) as (base, server):
+            for mode in ("1", "1000"):
+                ab_rounds(mode, mode, base, server, peer, peer_pids)
+        if HEALTH_CHECK_VARIANT:
+            # The same 1,000-thread load with the per-request connection health check switched off.
+            with gunicorn(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
+                ab_rounds("1000", "1000-nohc", base, server, peer, peer_pids)
+    return results
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def memory_section(info: dict) -> dict:
+    database_url = f"{PG}/{PG_DB}"
+    ids_file = OUT / "ours-1000.ids"
+    stride = max(1, THREADS // SPREAD)
+    ids_file.write_text("\n".join(seed.thread_id("bench-main", stride * i) for i in range(SPREAD)) + "\n")
+    samples: list[dict] = []
+    with gunicorn(database_url, info["key"]) as (base, proc):
+        workers = children(proc.pid)
+        done = threading.Event()
+        total = {"requests": 0, "errors": 0}
+        started = time.monotonic()
+
+        def sample() -> None:
+            while not done.is_set():
+                samples.append({"t": round(time.monotonic() - started, 1), "requests": total["requests"],
+                                "rss_kib": {str(w): rss_kib(w) for w in workers}})
+                done.wait(2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        slices = 0
+        # Bounded: 10-second slices until the count is reached, for at most 15 minutes.
+        while total["requests"] < MEM_REQUESTS and time.monotonic() - started < 900:
+            result = wrk(base, "/api/v1/threads/", ids_file, info["key"], 10)
+            total["requests"] += result["requests"]
+            total["errors"] += result["errors"]
+            slices += 1
+            log(f"  memory: {total['requests']:,} requests, RSS "
+                + ", ".join(f"{rss_kib(w) / 1024:.1f} MiB" for w in workers if rss_kib(w)))
+        done.set()
+        sampler.join(5)
+        samples.append({"t": round(time.monotonic() - started, 1), "requests": total["requests"],
+                        "rss_kib": {str(w): rss_kib(w) for w in workers}})
+        alive = [w for w in workers if rss_kib(w)]
+    # Warm: the first sample after 10% of the requests (imports, caches and pools are filled).
+    warm = next((s for s in samples if s["requests"] >= MEM_REQUESTS // 10), samples[0])
+    final = samples[-1]
+    per_worker = []
+    for w in workers:
+        a, b = warm["rss_kib"].get(str(w)), final["rss_kib"].get(str(w))
+        if a and b:
+            per_worker.append({"pid": w, "start_mib": (samples[0]["rss_kib"].get(str(w)) or 0) / 1024,
+                               "warm_mib": a / 1024, "final_mib": b / 1024,
+                               "max_mib": max(s["rss_kib"].get(str(w)) or 0 for s in samples) / 1024,
+                               "growth": (b - a) / a})
+    return {"requests": total["requests"], "errors": total["errors"], "workers": per_worker,
+            "restarted": sorted(set(workers) - set(alive)), "samples": samples}
+
+
+# --- list -------------------------------------------------------------------------------------
+
+def list_section(database_url: str, main: int, key: str) -> list[dict]:
+    proc = run([sys.executable, str(HERE / "tasks.py"), "list", str(main), str(LIST_REPEAT), key],
+               timeout=1800, env=django_env(database_url))
+    sys.stderr.write(proc.stderr[-6000:])
+    if proc.returncode:
+        raise RuntimeError("list timing failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+               if line.startswith("MemTotal"))
+
+    def version(cmd: list[str]) -> str:
+        try:
+            out = run(cmd, 30)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    pg = run(["psql", f"{PG}/postgres", "-Atc", "SHOW server_version"], 30).stdout.strip()
+    sync = run(["psql", f"{PG}/postgres", "-Atc", "SHOW synchronous_commit"], 30).stdout.strip()
+    commit = run(["git", "rev-parse", "--short", "HEAD"], 30, cwd=ROOT).stdout.strip()
+    peer = run([sys.executable, "-m", "pip", "show", "langgraph-api"], 60).stdout
+    peer_version = re.search(r"Version: (\S+)", peer)
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "postgresql": f"{pg} (synchronous_commit={sync})", "sqlite": sqlite3.sqlite_version,
+        "wrk": version(["wrk", "-v"]),
+        "peer": f"langgraph-api {peer_version.group(1)}" if peer_version else "not installed",
+        "commit": commit, "load_before": os.getloadavg(),
+    }
+
+
+def main() -> None:
+    # On SIGTERM (e.g. run.sh's time limit) unwind normally, so that every server started here stops.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated"))
+    OUT.mkdir(exist_ok=True)
+    if not shutil.which("wrk") or not shutil.which("pgbench"):
+        raise SystemExit("wrk and pgbench are needed: bench/run.sh installs them")
+    started = time.monotonic()
+    results: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": QUICK,
+                     "config": {"threads": THREADS, "other_threads": OTHER_THREADS, "sqlite_threads": SQLITE_THREADS,
+                                "duration_s": DURATION, "rounds": ROUNDS, "connections": CONNECTIONS,
+                                "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT},
+                     "machine": machine()}
+    ensure_pg_database(PG_DB)
+    log(f"preparing PostgreSQL {PG_DB}: {THREADS:,} + {OTHER_THREADS:,} threads")
+    info = prepare(f"{PG}/{PG_DB}", THREADS, OTHER_THREADS)
+    results["pg_seed_seconds"] = info["seed_seconds"]
+    if "patch" in SECTIONS:
+        log("PATCH throughput")
+        results["patch"] = patch_section(info)
+    if "memory" in SECTIONS:
+        log(f"worker memory over {MEM_REQUESTS:,} PATCH requests")
+        results["memory"] = memory_section(info)
+    if "list" in SECTIONS:
+        log("list over PostgreSQL")
+        results["list_pg"] = list_section(f"{PG}/{PG_DB}", THREADS, info["key"])
+        sqlite_url = f"sqlite:///{SQLITE_PATH}"
+        log(f"preparing SQLite: {SQLITE_THREADS:,} threads")
+        sqlite_info = prepare(sqlite_url, SQLITE_THREADS, SQLITE_THREADS // 10)
+        results["sqlite_seed_seconds"] = sqlite_info["seed_seconds"]
+        log("list over SQLite")
+        results["list_sqlite"] = list_section(sqlite_url, SQLITE_THREADS, sqlite_info["key"])
+    results["machine"]["load_after"] = os.getloadavg()
+    results["elapsed_s"] = round(time.monotonic() - started)
+    (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    import report
+
+    target = OUT / "RESULTS-quick.md" if QUICK else HERE / "RESULTS.md"
+    target.write_text(report.render(results))
+    log(f"done in {results['elapsed_s']} s: {target.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
