@@ -167,9 +167,14 @@ def test_the_admin_changelist_and_change_form(page, org, django_user_model):
     page.locator("#id_username").fill("root")
     page.locator("#id_password").fill(PASSWORD)
     page.locator("input[type=submit]").click()
+    page.wait_for_url("**/admin/")
     page.goto("/admin/threads/thread/")
     page.locator("#searchbar").fill("admin me")
     page.locator("#changelist-search input[type=submit]").click()
+    page.wait_for_url("**q=admin+me*")
+    page.wait_for_load_state()
+    # count() does not wait: the results table is read once the searched page has loaded
+    page.get_by_role("link", name="Admin me").wait_for()
     assert page.locator("#result_list tbody tr").count() == 1
     shot(page, "admin-changelist")
 
