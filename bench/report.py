@@ -63,7 +63,8 @@ def render(results: dict) -> str:
         f"| SQLite | {m['sqlite']} (WAL) |",
         f"| load generator | {m['wrk']}: 2 threads, {cfg['connections']} connections, {cfg['duration_s']} s a round |",
         f"| peer | {m['peer']} (`langgraph dev --no-reload --no-browser`, one-node graph, in memory) |",
-        "| our server | gunicorn `-c bench/gunicorn_conf.py` (2 gthread workers x 8 threads), DEBUG off,"
+        f"| our server | {m.get('server', 'gunicorn')}, `-c bench/gunicorn_conf.py` (2 gthread workers x 8"
+        " threads), DEBUG off,"
         " PostgreSQL with persistent connections, API-key auth, history on, throttle on with a budget"
         " the load cannot reach |",
         "",
@@ -174,11 +175,16 @@ def _notes(results: dict) -> list[str]:
             f" {ours_cpu:.2f} ms of CPU per PATCH (Django, DRF, psycopg; PostgreSQL's own share comes on top)"
             f" against {peer_cpu} ms for the peer's single process."
         )
-        out.append(
+        p99 = (
             f"- **p99.** wrk holds 16 requests in flight, so the mean latency is 16 / throughput (Little's"
             f" law): at {s['rps']:.0f} req/s that is {16 / s['rps'] * 1000:.0f} ms. A p99 under 25 ms at 16"
-            " connections needs well over 640 req/s, on this machine more than either server reaches."
+            " connections needs well over 640 req/s with almost no spread"
         )
+        if s["peer_rps"]:
+            p99 += (
+                f"; the peer, at {s['peer_rps']:.0f} req/s, has a p99 of {s['peer_p99'] / 1000:.0f} ms."
+            )
+        out.append(p99 + ("" if s["peer_rps"] else "."))
     out += [
         "- **Queries.** A canonical PATCH is the key lookup (cached for `API_KEY_CACHE_SECONDS`, 10 s by"
         " default), one SELECT of the thread, and one statement that updates it if its version is unchanged"

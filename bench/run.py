@@ -389,6 +389,16 @@ def list_section(database_url: str, main: int, key: str) -> list[dict]:
 
 # --- report -----------------------------------------------------------------------------------
 
+SERVER_VERSION = """
+import importlib.metadata as m
+try:
+    parser = f"gunicorn_h1c {m.version('gunicorn_h1c')} (C)"
+except m.PackageNotFoundError:
+    parser = "Python (gunicorn_h1c not installed)"
+print(f"gunicorn {m.version('gunicorn')}, HTTP parser {parser}")
+"""
+
+
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -407,12 +417,14 @@ def machine() -> dict:
     commit = run(["git", "rev-parse", "--short", "HEAD"], 30, cwd=ROOT).stdout.strip()
     peer = run([sys.executable, "-m", "pip", "show", "langgraph-api"], 60).stdout
     peer_version = re.search(r"Version: (\S+)", peer)
+    server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "gunicorn"
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(),
         "postgresql": f"{pg} (synchronous_commit={sync})", "sqlite": sqlite3.sqlite_version,
         "wrk": version(["wrk", "-v"]),
         "peer": f"langgraph-api {peer_version.group(1)}" if peer_version else "not installed",
+        "server": server,
         "commit": commit, "load_before": os.getloadavg(),
     }
 
