@@ -478,3 +478,14 @@ def test_import_adds_a_message_listed_twice_in_a_line_once(org, tmp_path):
     assert (out.strip(), err) == ("imported 1, updated 0, unchanged 0, skipped 0", "")
     thread = Thread.objects.get(pk=line["id"])
     assert (thread.message_count, Message.objects.filter(thread=thread).count()) == (1, 1)
+
+
+def test_an_imported_time_with_another_offset_is_written_in_utc_in_the_history(org, tmp_path):
+    message = {"id": "30000000-0000-4000-8000-000000000002", "role": "user", "content": "hi",
+               "createdAt": "2026-03-04T07:06:07+02:00"}
+    line = {"id": "00000000-0000-4000-8000-0000000000ab", "messages": [message]}
+    path = tmp_path / "offset.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    run("import_threads", str(path), "--org", "acme")
+    event = Event.objects.get(thread_id=line["id"], action=Event.Action.MESSAGE_ADDED)
+    assert event.changes["lastActivityAt"] == {"from": None, "to": "2026-03-04T05:06:07Z"}

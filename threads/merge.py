@@ -8,7 +8,7 @@ depend on the whole map), and finally *diffed* against the stored state for the 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from .errors import ThreadError, invalid
@@ -331,3 +331,12 @@ def parse_datetime(value: Any, param: str) -> datetime:
     if parsed is None or parsed.tzinfo is None:
         raise invalid(f"'{param}' must be an ISO-8601 date and time with an offset.", param)
     return parsed
+
+
+def format_datetime(value: datetime | None) -> str | None:
+    """An aware time as every door renders it (API.md §1): ISO-8601 in UTC, ``Z`` for ``+00:00``
+    (DRF's rendering with TIME_ZONE UTC)."""
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

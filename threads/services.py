@@ -50,10 +50,6 @@ def state_of(thread: Thread) -> merge.State:
     return {attr: getattr(thread, attr) for attr in merge.WRITABLE.values()}
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def _lock(org: Organization, thread_id: Any) -> Thread:
     """The thread, row-locked until the transaction ends, or ``thread_not_found``."""
     return selectors.thread_get(org, thread_id, lock=True)
@@ -285,7 +281,7 @@ def _append(thread: Thread, parsed: dict[str, Any], actor: Actor) -> Message:
     activity = fields["created_at"] if last is None else max(last, fields["created_at"])
     changes = {
         "messageCount": {"from": thread.message_count, "to": thread.message_count + 1},
-        "lastActivityAt": {"from": _iso(last), "to": _iso(activity)},
+        "lastActivityAt": {"from": merge.format_datetime(last), "to": merge.format_datetime(activity)},
     }
     thread.message_count += 1
     thread.last_activity_at = activity

@@ -5,11 +5,10 @@ Writes never go through ``serializer.save()``: the services own the merge rules.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..merge import format_datetime
 from ..models import Event, Message, Thread
 
 METADATA_VALUE_SCHEMA = {
@@ -96,19 +95,11 @@ class ThreadSerializer(serializers.ModelSerializer):
             "userId": thread.user_id,
             "organizationId": str(thread.organization_id),
             "messageCount": thread.message_count,
-            "lastActivityAt": _iso(thread.last_activity_at),
-            "createdAt": _iso(thread.created_at),
-            "updatedAt": _iso(thread.updated_at),
+            "lastActivityAt": format_datetime(thread.last_activity_at),
+            "createdAt": format_datetime(thread.created_at),
+            "updatedAt": format_datetime(thread.updated_at),
             "version": thread.version,
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    """DRF's ISO 8601 rendering of an aware datetime, in UTC (TIME_ZONE), ``Z`` for ``+00:00``."""
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ThreadPatchRequest(serializers.Serializer):

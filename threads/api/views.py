@@ -13,6 +13,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from .. import selectors, services
 from ..errors import ThreadError, invalid
 from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
+from ..merge import format_datetime
 from .pagination import KeysetPagination
 from .serializers import (
     ChatTokenRequest,
@@ -180,7 +181,7 @@ class ChatTokenView(APIView):
         expires = datetime.fromtimestamp(token["exp"], tz=UTC)
         return Response({
             "token": str(token), "threadId": str(thread.pk),
-            "expiresAt": expires.isoformat().replace("+00:00", "Z"),
+            "expiresAt": format_datetime(expires),
         })
 
 

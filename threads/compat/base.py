@@ -34,11 +34,6 @@ class CompatView(APIView):
         return response
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a ``Z``, as the canonical API writes it."""
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def unix(value: datetime) -> int:
     return int(value.timestamp())
 

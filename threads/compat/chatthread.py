@@ -19,7 +19,8 @@ from rest_framework.response import Response
 
 from .. import services
 from ..errors import ThreadError
-from .base import CompatView, iso
+from ..merge import format_datetime
+from .base import CompatView
 
 WRITABLE = frozenset({"title", "tags", "isArchived"})
 DETAILS = {
@@ -127,14 +128,14 @@ def render(thread) -> dict:
         "threadId": str(thread.pk),
         "title": thread.title,
         "projectId": thread.project_id or "",
-        "createdAt": iso(thread.created_at),
+        "createdAt": format_datetime(thread.created_at),
         "messageCount": thread.message_count,
         "tags": thread.tags,
         "uuid": str(thread.pk),
         "version": str(thread.version),
         "userId": thread.user_id,
-        "modifiedAt": iso(thread.updated_at),
-        "lastMessageAt": iso(thread.last_activity_at),
+        "modifiedAt": format_datetime(thread.updated_at),
+        "lastMessageAt": format_datetime(thread.last_activity_at),
         "isActive": thread.is_active,
         "isArchived": thread.is_archived,
         "isPinned": thread.is_pinned,

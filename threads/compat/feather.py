@@ -17,7 +17,8 @@ from rest_framework.response import Response
 from .. import services
 from ..api.authentication import Principal
 from ..errors import ThreadError
-from .base import CompatView, as_strings, iso, require_object, require_string_map
+from ..merge import format_datetime
+from .base import CompatView, as_strings, require_object, require_string_map
 
 WRITABLE = frozenset({"metadata", "variables"})
 CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND"}
@@ -68,8 +69,8 @@ def render(thread) -> dict:
             "metadata": as_strings(thread.metadata),
             "variables": thread.variables,
             "isActive": thread.is_active,
-            "createdAt": iso(thread.created_at),
-            "lastActivityAt": iso(thread.last_activity_at),
+            "createdAt": format_datetime(thread.created_at),
+            "lastActivityAt": format_datetime(thread.last_activity_at),
         }
     }
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from .. import services
-from ..api.serializers import METADATA_VALUE_SCHEMA
+from ..api.serializers import METADATA_VALUE_SCHEMA, ErrorResponse
 from ..errors import ThreadError
 from .base import CompatView, unix
 
@@ -35,23 +35,6 @@ THREAD = {
         "messageCount": {"type": "integer"},
     },
 }
-ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "code": {"type": "string"},
-                "param": {"type": "string"},
-            },
-            "required": ["message", "type", "code"],
-        }
-    },
-}
-
-
 def render(thread) -> dict:
     return {
         "id": str(thread.pk),
@@ -75,10 +58,7 @@ class ThreadMetadataView(CompatView):
             code, message = "thread_not_found", NOT_FOUND
         elif error.status == 400:
             code, message = "invalid_parameters", f"Invalid request parameters: {message}"
-        body = {"message": message, "type": error.type, "code": code}
-        if error.param is not None:
-            body["param"] = error.param
-        return Response({"error": body}, status=error.status)
+        return Response(ThreadError(code, message, error.param).envelope(), status=error.status)
 
     @extend_schema(
         tags=["Seed 001: thread metadata"],
@@ -94,7 +74,7 @@ class ThreadMetadataView(CompatView):
                 },
             }
         },
-        responses={200: THREAD, **{status: ERROR for status in (400, 401, 403, 404, 422)}},
+        responses={200: THREAD, **{status: ErrorResponse for status in (400, 401, 403, 404, 422)}},
     )
     def patch(self, request, thread_id):
         thread = services.thread_update(

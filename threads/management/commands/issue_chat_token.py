@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from django.core.management.base import CommandError
 
 from threads.api.tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
+from threads.merge import format_datetime
 
 from ._common import OperatorCommand, find_thread
 
@@ -25,6 +26,6 @@ class Command(OperatorCommand):
             raise CommandError(f"--ttl must be from {CHAT_TTL_MIN} to {CHAT_TTL_MAX} seconds.")
         thread = find_thread(thread_id, org)
         token = ChatToken.for_thread(thread, ttl)
-        expires = datetime.fromtimestamp(token["exp"], tz=UTC).isoformat().replace("+00:00", "Z")
+        expires = format_datetime(datetime.fromtimestamp(token["exp"], tz=UTC))
         self.stdout.write(f"Chat token for thread {thread.pk}, expires at {expires}:")
         self.stdout.write(str(token))

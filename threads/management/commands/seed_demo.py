@@ -114,13 +114,9 @@ def _demo_thread(org, i, rng, actor, now, threads, messages, events) -> None:
         events.append(Event(
             action=Event.Action.MESSAGE_ADDED, version=n + 2, created_at=at, **event,
             changes={"messageCount": {"from": n, "to": n + 1},
-                     "lastActivityAt": {"from": _iso(last), "to": _iso(at)}},
+                     "lastActivityAt": {"from": merge.format_datetime(last), "to": merge.format_datetime(at)}},
         ))
         last = at
     thread.message_count, thread.version = count, 1 + count
     thread.last_activity_at, thread.updated_at = last, last or created
     threads.append(thread)
-
-
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if value else None
