@@ -196,8 +196,10 @@ class Load:
             outcome, body = call(self.base, self.api_key, "PATCH", f"/api/v1/threads/{thread_id}",
                                  {"variables": {key: f"v{n}"}})
             self.results.append(Result(started, time.monotonic() - started, thread_id, key, outcome, body))
-            if not isinstance(outcome, int):
-                time.sleep(0.05)  # no answer at all: don't spin on a closed port
+            if not isinstance(outcome, int) or outcome == 503:
+                # No answer, or "unavailable": back off as a client would, rather than spin through
+                # the bounded budget of writes before the database is back.
+                time.sleep(0.05)
 
     def __enter__(self) -> Load:
         for client in self.clients:
