@@ -31,4 +31,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) *.egg-info test-*.sqlite3*
+	rm -rf $(VENV) .venv-bench *.egg-info test-*.sqlite3*

@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
 BIN = Path(sys.executable).parent
+BENCH_BIN = ROOT / ".venv-bench" / "bin"  # the [bench] extra's own venv (bench/run.sh): the peer
 sys.path.insert(0, str(HERE))
 
 import seed  # noqa: E402
@@ -160,13 +161,13 @@ def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
 @contextmanager
 def peer_server():
     """``langgraph dev`` with a one-node graph; yields its base URL (or None if it cannot run)."""
-    exe = BIN / "langgraph"
+    exe = BENCH_BIN / "langgraph"
     if not PEER:
         log("peer: skipped (BENCH_PEER=0)")
         yield None, []
         return
     if not exe.exists():
-        log("peer: langgraph-cli is not installed (pip install -e .[bench]); skipped")
+        log("peer: langgraph-cli is not installed in .venv-bench (bench/run.sh installs it); skipped")
         yield None, []
         return
     port = free_port()
@@ -415,7 +416,8 @@ def machine() -> dict:
     pg = run(["psql", f"{PG}/postgres", "-Atc", "SHOW server_version"], 30).stdout.strip()
     sync = run(["psql", f"{PG}/postgres", "-Atc", "SHOW synchronous_commit"], 30).stdout.strip()
     commit = run(["git", "rev-parse", "--short", "HEAD"], 30, cwd=ROOT).stdout.strip()
-    peer = run([sys.executable, "-m", "pip", "show", "langgraph-api"], 60).stdout
+    peer_python = BENCH_BIN / "python"
+    peer = run([str(peer_python), "-m", "pip", "show", "langgraph-api"], 60).stdout if peer_python.exists() else ""
     peer_version = re.search(r"Version: (\S+)", peer)
     server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "gunicorn"
     return {
