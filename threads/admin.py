@@ -48,15 +48,6 @@ class OrgScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-def map_patch(old: dict, new) -> dict | None:
-    """The merge patch that turns map ``old`` into ``new``: changed keys set, removed keys null."""
-    if not isinstance(new, dict):
-        return new  # None clears the map; anything else is refused by the service's parser
-    patch = {key: value for key, value in new.items() if old.get(key) != value}
-    patch.update({key: None for key in old if key not in new})
-    return patch
-
-
 def add_thread_error(form: forms.Form, error: ThreadError) -> None:
     """Show a domain error next to the field its ``param`` names (``metadata.foo`` → metadata)."""
     name, _, key = (error.param or "").partition(".")
@@ -106,7 +97,7 @@ class ThreadAdminForm(forms.ModelForm):
                 continue
             value = cleaned.get(attr)
             if attr in ("metadata", "variables"):
-                value = map_patch(self.stored[attr], value)
+                value = merge.map_patch(self.stored[attr], value)
             patch[CANONICAL[attr]] = value
         return patch
 

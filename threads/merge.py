@@ -235,6 +235,17 @@ def merge_map(current: dict[str, JSONValue], changes: dict[str, JSONValue] | Non
     return merged
 
 
+def map_patch(old: dict[str, Any], new: Any) -> Any:
+    """The merge patch that turns map ``old`` into ``new`` (the inverse of ``merge_map``): changed
+    keys set, removed keys null. A ``new`` that is not a map is returned as it is (None clears the
+    map; anything else is refused by ``parse_patch``)."""
+    if not isinstance(new, dict):
+        return new
+    patch = {key: value for key, value in new.items() if old.get(key) != value}
+    patch.update({key: None for key in old if key not in new})
+    return patch
+
+
 def apply_patch(state: State, patch: Patch) -> State:
     """The state after the patch. ``state`` is not modified."""
     new = dict(state)

@@ -176,9 +176,7 @@ class MapRows:
                 raise ThreadError("invalid_parameters", "This key appears twice.",
                                   f"{self.name}.{key}")
             new[key] = _from_text(row.value, stored.get(row.original), self.name, key)
-        patch = {key: value for key, value in new.items() if stored.get(key) != value}
-        patch.update({key: None for key in stored if key not in new})
-        return patch
+        return merge.map_patch(stored, new)
 
     def show_error(self, error: ThreadError) -> bool:
         name, _, key = (error.param or "").partition(".")
