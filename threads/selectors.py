@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
@@ -61,6 +63,28 @@ def _read_plan() -> tuple[str, list]:
     sql = (f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(Thread._meta.db_table)}"
            f" WHERE {quote('id')} = %s AND {quote('organization_id')} = %s")
     return sql, [(i, field.from_db_value) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
+
+
+@contextmanager
+def unprepared() -> Iterator[None]:
+    """The queries run inside are never server-side prepared statements (psycopg's
+    ``prepare=False``), whatever ``prepare_threshold`` says. After a few runs of a prepared
+    statement PostgreSQL may keep one generic plan for every parameter value; the list's best plan
+    depends on its filter values (a rare metadata value wants the GIN index, a common one the
+    newest-first index)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+
+    def execute(run, sql, params, many, context):
+        if many:
+            return run(sql, params, many, context)
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors:
+            return context["cursor"].cursor.execute(sql, params, prepare=False)
+
+    with connection.execute_wrapper(execute):
+        yield
 
 
 def thread_messages(org: Organization, thread_id: Any) -> QuerySet[Message]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db import connection
+from django.db.models import TextField
+from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +19,7 @@ from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
 from ..merge import format_datetime
 from .pagination import KeysetPagination
 from .serializers import (
+    THREAD_JSON_SQL,
     ChatTokenRequest,
     ChatTokenResponse,
     ErrorResponse,
@@ -29,6 +33,7 @@ from .serializers import (
 )
 from .tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
 
+THREAD_JSON = RawSQL(THREAD_JSON_SQL, (), output_field=TextField())
 CHAT_WRITABLE = frozenset({"metadata", "variables"})
 # Every status an authenticated route can answer besides its success (503: the database is away).
 ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 411, 412, 413, 415, 422, 429, 503)}
@@ -91,7 +96,14 @@ class ThreadListView(APIView):
             field, messages = next(iter(filterset.errors.items()))
             raise invalid(f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
                           None if field == "__all__" else field)
-        return paginated(request, filterset.qs, ThreadSerializer, ordering_fields(filterset.ordering_value))
+        ordering = ordering_fields(filterset.ordering_value)
+        if connection.vendor != "postgresql":
+            return paginated(request, filterset.qs, ThreadSerializer, ordering)
+        # PostgreSQL renders the rows (THREAD_JSON_SQL); the page only joins them.
+        paginator = KeysetPagination(ordering)
+        with selectors.unprepared():
+            rows = paginator.paginate(filterset.qs, request, values={"json": THREAD_JSON})
+        return paginator.json_response([row["json"] for row in rows])
 
     @extend_schema(
         operation_id="threads_create", request=ThreadCreateRequest,
