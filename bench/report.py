@@ -11,6 +11,12 @@ P99_BAR_MS = 25.0
 LIST_BAR_MS = 20.0
 MEMORY_BAR = 0.10
 DEEP_SLACK = 1.25  # "no slower": a deep page's p50 within 25% of the first page's (timer noise)
+# Issue 12's bars: our throughput over the peer's in the same run, per case.
+PARITY_CASES = {
+    "200": ("200 threads in turn (PATCH)", 1.2),
+    "hot": ("one hot thread (PATCH)", 0.8),
+    "list": ("list: 20 rows, one metadata filter (peer: `POST /threads/search`)", 1.5),
+}
 
 
 def _load(value) -> str:
@@ -23,6 +29,68 @@ def _ms(us: float) -> str:
 
 def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def _parity_summaries(parity: dict) -> dict[str, dict]:
+    return {case: _patch_summary(data) for case, data in parity.get("cases", {}).items()}
+
+
+def _parity(parity: dict, cfg: dict) -> list[str]:
+    out = ["## Parity with the in-memory peer (issue 12)", "",
+           f"{parity['threads']:,} threads on each side; {cfg['connections']} connections; ours and the peer in"
+           f" alternating rounds of {cfg['duration_s']} s (A/B, then B/A), the median of {cfg['rounds']} rounds;"
+           " `VACUUM ANALYZE` before each case. Our server: "
+           f"`{parity.get('server', '?')}`, DEBUG off, PostgreSQL, API-key auth, history on. The PATCH cases"
+           " send `{\"metadata\": {\"bench\": \"<new value>\"}}` to `PATCH /api/v1/threads/{id}` (the peer:"
+           " `PATCH /threads/{id}`), to 200 threads in turn or to one thread; the list sends"
+           f" `GET /api/v1/threads?metadata.bucket=N&limit=20` (N one of {parity.get('buckets', '?')} values, about"
+           f" {parity['threads'] // max(1, parity.get('buckets', 1)):,} threads each), the peer"
+           " `POST /threads/search` with `{\"metadata\": {\"bucket\": \"N\"}, \"limit\": 20}` over threads carrying"
+           " the same metadata. \"CPU ms/req\" is CPU time (user + system, from /proc) per request over each"
+           " round: of our server's processes, of the PostgreSQL backends serving them, and of the peer's"
+           " processes. pgbench runs the same UPDATE on the same rows (PATCH cases, prepared) or the list"
+           " view's own SQL (simple protocol, as the view runs it): the database's own limit.", ""]
+    if not parity.get("peer_available"):
+        out += ["**The peer did not run** (see bench/out/peer.log); only our figures are shown.", ""]
+    out += ["| case | ours req/s | peer req/s | ours/peer | target | | ours p50 / p99 ms | peer p50 / p99 ms"
+            " | errors ours / peer | CPU ms/req: ours / PostgreSQL / peer | pgbench tps |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    med = statistics.median
+    for case, s in _parity_summaries(parity).items():
+        label, bar = PARITY_CASES[case]
+        rounds = parity["cases"][case]["rounds"]
+        peers = [r["peer"] for r in rounds if "peer" in r]
+
+        def cpu(runs: list[dict], group: str) -> str:
+            values = [r["cpu_ms"][group] for r in runs if r["cpu_ms"].get(group) is not None]
+            return f"{med(values):.2f}" if values else "–"
+
+        ours = [r["ours"] for r in rounds]
+        peer = (f"{s['peer_rps']:.0f} | {s['ratio']:.2f}x" if peers else "– | –")
+        peer_lat = (f"{_ms(med(p['p50_us'] for p in peers))} / {_ms(s['peer_p99'])}" if peers else "–")
+        peer_errors = sum(p["errors"] for p in peers) if peers else "–"
+        out.append(f"| {label} | {s['rps']:.0f} | {peer} | >= {bar}x |"
+                   f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} | {_ms(s['p50'])} / {_ms(s['p99'])} |"
+                   f" {peer_lat} | {s['errors']} / {peer_errors} |"
+                   f" {cpu(ours, 'server')} / {cpu(ours, 'postgres')} / {cpu(peers, 'peer')} | {s['db']:.0f} |")
+    out += ["", "Every round:", "", "| case | round | ours req/s | p99 ms | peer req/s | p99 ms | ours/peer |",
+            "|---|---|---|---|---|---|---|"]
+    for case, data in parity["cases"].items():
+        for i, r in enumerate(data["rounds"], 1):
+            p = r.get("peer")
+            peer = f"{p['rps']:.0f} | {_ms(p['p99_us'])} | {r['ratio']:.2f}x" if p else "– | – | –"
+            out.append(f"| {case} | {i} | {r['ours']['rps']:.0f} | {_ms(r['ours']['p99_us'])} | {peer} |")
+    if parity.get("variant"):
+        rounds = parity["variant"]
+        out += ["", "### `manage.py serve` against gunicorn (`bench/gunicorn_conf.py`), 200 threads in turn", "",
+                "| round | serve req/s | p99 ms | CPU ms/req | gunicorn req/s | p99 ms | CPU ms/req | serve/gunicorn |",
+                "|---|---|---|---|---|---|---|---|"]
+        for i, r in enumerate(rounds, 1):
+            a, b = r["serve"], r["gunicorn"]
+            out.append(f"| {i} | {a['rps']:.0f} | {_ms(a['p99_us'])} | {a['cpu_ms']['server']:.2f} | {b['rps']:.0f} |"
+                       f" {_ms(b['p99_us'])} | {b['cpu_ms']['server']:.2f} | {r['ratio']:.2f}x |")
+        out.append(f"\nMedian serve/gunicorn: **{statistics.median(r['ratio'] for r in rounds):.2f}x**.")
+    return [*out, ""]
 
 
 def _patch_summary(mode: dict) -> dict:
@@ -74,6 +142,8 @@ def render(results: dict) -> str:
         "",
     ]
     out += _targets(results)
+    if "parity" in results:
+        out += _parity(results["parity"], cfg)
     out += _notes(results)
     if "patch" in results:
         out += _patch(results["patch"], cfg)
@@ -93,6 +163,18 @@ def render(results: dict) -> str:
 
 def _targets(results: dict) -> list[str]:
     rows = ["## Targets", "", "| target | bar | measured | |", "|---|---|---|---|"]
+    for case, s in _parity_summaries(results.get("parity", {})).items():
+        label, bar = PARITY_CASES[case]
+        measured = (f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds)"
+                    if s["ratio"] is not None else f"peer not run ({s['rps']:.0f} req/s)")
+        rows.append(f"| parity, {label} | >= {bar}x the peer | {measured} |"
+                    f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} |")
+        if case == "200":
+            rows.append(f"| parity, {label}: p99 | no worse than the peer's | {_ms(s['p99'])} ms vs "
+                        + ("–" if s["peer_p99"] is None else f"{_ms(s['peer_p99'])} ms")
+                        + f" | {_met(None if s['peer_p99'] is None else s['p99'] <= s['peer_p99'])} |")
+            rows.append(f"| parity, {label}: errors | 0 | {s['errors']} of {s['requests']:,} |"
+                        f" {_met(s['errors'] == 0)} |")
     if "patch" in results:
         for mode, label in (("1", "one thread"), ("1000", "1,000 threads")):
             if mode not in results["patch"]["modes"]:

@@ -1,7 +1,12 @@
 """The benchmark suite (issue 7). ``make bench`` runs it; ``make bench BENCH_QUICK=1`` is a short run.
 
-Sections (``BENCH_SECTIONS=patch,list,memory``, all by default):
+Sections (``BENCH_SECTIONS=parity,patch,list,memory``, all by default):
 
+- parity: issue 12's three cases over 5,000 threads against the in-memory peer, in alternating
+          rounds: a PATCH on 200 threads in turn, a PATCH on one hot thread, and a list page of 20
+          with one metadata filter (the peer: ``POST /threads/search``); pgbench on the same rows
+          and query as the database's limit; our server is ``manage.py serve``, and a variant runs
+          the 200-thread case under ``manage.py serve`` and gunicorn in alternating rounds.
 - patch:  the service under gunicorn (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
           wrk with a merge PATCH of one metadata key, on one thread and on 1,000 threads; pgbench
           with the same jsonb UPDATE as the database's own limit; the LangGraph API server (the
@@ -29,6 +34,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,7 +65,12 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "patch,list,memory").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory").split(","))
+PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
+PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
+# `manage.py serve --workers`: one a core (the command's own default suits the machine too; the
+# bench names it so that RESULTS.md says what ran).
+WORKERS = _int("BENCH_WORKERS", os.cpu_count() or 2, os.cpu_count() or 2)
 PEER = os.environ.get("BENCH_PEER", "1") not in ("0", "")
 HEALTH_CHECK_VARIANT = os.environ.get("BENCH_HEALTH_CHECK_VARIANT", "1") not in ("0", "")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
@@ -144,8 +156,9 @@ def ensure_pg_database(name: str) -> None:
 @contextmanager
 def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
     port = free_port()
+    exe = BIN / "gunicorn" if (BIN / "gunicorn").exists() else BENCH_BIN / "gunicorn"  # the [bench] extra
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
+        [str(exe), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
          "-b", f"127.0.0.1:{port}"],
         cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
         stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
@@ -200,13 +213,18 @@ def peer_server():
 
 
 def peer_threads(base: str, count: int) -> list[str]:
-    ids = []
-    for n in range(count):  # bounded: `count` requests
-        body = json.dumps({"metadata": {"customer_tier": "pro", "ticket": f"T-{n}"}}).encode()
+    """``count`` threads on the peer, each with the metadata of our seed's thread of the same number
+    (its ``bucket`` included); their ids in that order."""
+
+    def create(n: int) -> str:
+        metadata = json.loads(seed.row("bench-main", "", n)[3])
+        body = json.dumps({"metadata": metadata}).encode()
         request = urllib.request.Request(f"{base}/threads", data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
-        ids.append(json.loads(urllib.request.urlopen(request, timeout=10).read())["thread_id"])
-    return ids
+        return json.loads(urllib.request.urlopen(request, timeout=10).read())["thread_id"]
+
+    with ThreadPoolExecutor(8) as pool:  # bounded: `count` requests, 8 at a time
+        return list(pool.map(create, range(count)))
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -224,26 +242,45 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int, pids: list[int] = ()) -> dict:
+    data = wrk_run(url_base, "patch.lua", [str(ids_file), prefix, key], duration,
+                   {"server": lambda: list(pids)} if pids else {})
+    # The server's own CPU per request: a figure that the machine's other load moves less.
+    data["server_cpu_ms"] = data["cpu_ms"].get("server")
+    return data
+
+
+def wrk_run(url_base: str, script: str, args: list[str], duration: int,
+            cpu_of: dict[str, Callable[[], list[int]]]) -> dict:
+    """One wrk load with ``bench/wrk/<script>``; ``cpu_ms``: the CPU time (ms per request) that
+    each group of processes spent meanwhile (each group's pids are listed before and after)."""
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
-           "-s", str(HERE / "wrk" / "patch.lua"), url_base, "--", str(ids_file), prefix, key]
-    cpu = cpu_seconds(pids)
+           "-s", str(HERE / "wrk" / script), url_base, "--", *args]
+    before = {name: {pid: cpu_seconds([pid]) for pid in pids()} for name, pids in cpu_of.items()}
     proc = run(cmd, timeout=duration + 60)
-    cpu = cpu_seconds(pids) - cpu
+    spent = {}
+    for name, pids in cpu_of.items():
+        # A process that ended meanwhile is lost to the count; one that started counts in full.
+        after = {pid: cpu_seconds([pid]) for pid in set(pids()) | set(before[name])}
+        spent[name] = sum(after[pid] - before[name].get(pid, 0) for pid in after if Path(f"/proc/{pid}").exists())
     found = re.search(r"BENCH_JSON (\{.*\})", proc.stdout)
     if not found:
         raise RuntimeError(f"wrk failed: {proc.stdout[-500:]} {proc.stderr[-500:]}")
     data = json.loads(found.group(1))
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     data["errors"] = data["non2xx"] + data["socket_errors"]
-    # The server's own CPU per request: a figure that the machine's other load moves less.
-    data["server_cpu_ms"] = cpu * 1000 / data["requests"] if pids and data["requests"] else None
+    data["cpu_ms"] = {name: cpu * 1000 / data["requests"] if data["requests"] else None
+                      for name, cpu in spent.items()}
     return data
 
 
-def pgbench(org: str, base: int, stride: int, spread: int, duration: int) -> dict:
-    cmd = ["pgbench", "-n", "-M", "prepared", "-c", str(CONNECTIONS), "-j", "2", "-T", str(duration),
-           "-f", str(HERE / "pgbench" / "patch.sql"), "-D", f"org={org}", "-D", f"base={base}",
-           "-D", f"stride={stride}", "-D", f"spread={spread}", f"{PG}/{PG_DB}"]
+def pgbench(org: str, base: int, stride: int, spread: int, duration: int, database: str = PG_DB) -> dict:
+    return pgbench_run(HERE / "pgbench" / "patch.sql", {"org": org, "base": base, "stride": stride, "spread": spread},
+                       duration, database)
+
+
+def pgbench_run(script: Path, defines: dict, duration: int, database: str, mode: str = "prepared") -> dict:
+    cmd = ["pgbench", "-n", "-M", mode, "-c", str(CONNECTIONS), "-j", "2", "-T", str(duration), "-f", str(script),
+           *[arg for name, value in defines.items() for arg in ("-D", f"{name}={value}")], f"{PG}/{database}"]
     proc = run(cmd, timeout=duration + 60)
     tps = re.search(r"tps = ([\d.]+)", proc.stdout)
     latency = re.search(r"latency average = ([\d.]+) ms", proc.stdout)
@@ -306,6 +343,143 @@ def patch_section(info: dict) -> dict:
             # The same 1,000-thread load with the per-request connection health check switched off.
             with gunicorn(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
                 ab_rounds("1000", "1000-nohc", base, server, peer, peer_pids)
+    return results
+
+
+# --- parity (issue 12) ---------------------------------------------------------------------------
+
+SERVE_COMMAND = ROOT / "threads" / "management" / "commands" / "serve.py"
+HOT, SPREAD_200, LIST = "hot", "200", "list"
+
+
+@contextmanager
+def serve(database_url: str, key: str):
+    """``manage.py serve`` with ``WORKERS`` workers, as production runs it (gunicorn stands in
+    for it, with a note, in a tree that does not have the command)."""
+    if not SERVE_COMMAND.exists():
+        log("manage.py serve is not in this tree: gunicorn (bench/gunicorn_conf.py) stands in for it")
+        with gunicorn(database_url, key) as (base, proc):
+            yield base, proc, "gunicorn (stand-in: no manage.py serve)"
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)],
+        cwd=ROOT, env=django_env(database_url), start_new_session=True,
+        stdout=open(OUT / "serve.log", "a"), stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
+        yield base, proc, f"manage.py serve --workers {WORKERS}"
+    finally:
+        stop(proc, "manage.py serve")
+
+
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    return [pid, *[p for child in children(pid) for p in tree(child)]]
+
+
+def pg_backends(database: str) -> list[int]:
+    """The PostgreSQL server processes of the connections to ``database``."""
+    out = run(["psql", f"{PG}/postgres", "-Atc",
+               f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"], 30).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def vacuum(database: str) -> None:
+    run(["psql", f"{PG}/{database}", "-qc", "VACUUM ANALYZE"], 600)
+
+
+def alternate(label: str, loads: dict[str, Callable[[int], dict]]) -> list[dict]:
+    """``ROUNDS`` rounds of each load, in turn (A/B, then B/A), after a short warm-up of each;
+    ``ratio`` is the first load's throughput over the second's."""
+    names = list(loads)
+    for name in names:
+        loads[name](3)
+    rounds = []
+    for r in range(ROUNDS):
+        row = {}
+        for name in names if r % 2 == 0 else names[::-1]:
+            row[name] = result = loads[name](DURATION)
+            cpu = ", ".join(f"{group} {ms:.2f}" for group, ms in result["cpu_ms"].items() if ms is not None)
+            log(f"  {label}, round {r + 1} {name}: {result['rps']:.0f} req/s, p50 {result['p50_us'] / 1000:.1f} ms,"
+                f" p99 {result['p99_us'] / 1000:.1f} ms, errors {result['errors']}, CPU ms/request: {cpu}")
+        if len(row) == 2:
+            row["ratio"] = row[names[0]]["rps"] / row[names[1]]["rps"]
+        rounds.append(row)
+    return rounds
+
+
+def parity_section() -> dict:
+    database = PARITY_DB
+    database_url = f"{PG}/{database}"
+    ensure_pg_database(database)
+    log(f"preparing PostgreSQL {database}: {PARITY_THREADS:,} threads")
+    info = prepare(database_url, PARITY_THREADS, 0)
+    stride = PARITY_THREADS // 200
+    numbers = {SPREAD_200: [stride * i for i in range(200)], HOT: [PARITY_THREADS - 1]}
+    pg_rows = {SPREAD_200: (0, stride, 200), HOT: (PARITY_THREADS - 1, 1, 1)}
+    files = {}
+    for case, ns in numbers.items():
+        files[case] = OUT / f"parity-ours-{case}.ids"
+        files[case].write_text("\n".join(seed.thread_id("bench-main", n) for n in ns) + "\n")
+    # pgbench's list: the very SQL the list view runs, its bucket drawn at random.
+    captured = json.loads(run([sys.executable, str(HERE / "tasks.py"), "list_sql", info["key"]], 300,
+                              env=django_env(database_url)).stdout.strip().splitlines()[-1])
+    literal = json.dumps({"bucket": captured["placeholder"]})
+    assert captured["sql"].count(f"'{literal}'::jsonb") == 1, captured["sql"]
+    list_sql = OUT / "parity-list.sql"
+    list_sql.write_text(f"\\set b random(0, {seed.BUCKETS - 1})\n"
+                        + captured["sql"].replace(f"'{literal}'::jsonb", "jsonb_build_object('bucket', (:b)::text)")
+                        + ";\n")
+
+    def ours(base: str, proc: subprocess.Popen, case: str) -> Callable[[int], dict]:
+        cpu_of = {"server": lambda: tree(proc.pid), "postgres": lambda: pg_backends(database)}
+        if case == LIST:
+            return lambda d: wrk_run(base, "list.lua", ["ours", str(seed.BUCKETS), info["key"]], d, cpu_of)
+        return lambda d: wrk_run(base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], d, cpu_of)
+
+    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS, "buckets": seed.BUCKETS, "cases": {}}
+    with peer_server() as (peer, peer_pids):
+        results["peer_available"] = peer is not None
+        if peer:
+            log(f"peer: creating {PARITY_THREADS:,} threads")
+            peer_ids = peer_threads(peer, PARITY_THREADS)
+            for case, ns in numbers.items():
+                files[f"peer-{case}"] = OUT / f"parity-peer-{case}.ids"
+                files[f"peer-{case}"].write_text("\n".join(peer_ids[n] for n in ns) + "\n")
+
+        def peer_load(case: str) -> Callable[[int], dict]:
+            cpu_of = {"peer": lambda: [p for pid in peer_pids for p in tree(pid)]}
+            if case == LIST:
+                return lambda d: wrk_run(peer, "list.lua", ["peer", str(seed.BUCKETS)], d, cpu_of)
+            return lambda d: wrk_run(peer, "patch.lua", [str(files[f"peer-{case}"]), "/threads/", ""], d, cpu_of)
+
+        with serve(database_url, info["key"]) as (base, proc, server):
+            results["server"] = server
+            for case in (SPREAD_200, HOT, LIST):
+                vacuum(database)
+                loads = {"ours": ours(base, proc, case)}
+                if peer:
+                    loads["peer"] = peer_load(case)
+                rounds = alternate(f"parity {case}", loads)
+                vacuum(database)
+                if case == LIST:
+                    db = pgbench_run(list_sql, {}, DURATION, database, mode="simple")
+                else:
+                    org_rows = dict(zip(("base", "stride", "spread"), pg_rows[case], strict=True))
+                    db = pgbench_run(HERE / "pgbench" / "patch.sql", {"org": info["org"], **org_rows}, DURATION,
+                                     database)
+                log(f"  parity {case}, pgbench: {db['tps']:.0f} tps")
+                results["cases"][case] = {"rounds": rounds, "pgbench": db}
+    if SERVE_COMMAND.exists():
+        # The same 200-thread load under both servers, in alternating rounds.
+        vacuum(database)
+        with serve(database_url, info["key"]) as (base, proc, _), gunicorn(database_url, info["key"]) as (gbase, gproc):
+            results["variant"] = alternate("serve vs gunicorn", {
+                "serve": ours(base, proc, SPREAD_200), "gunicorn": ours(gbase, gproc, SPREAD_200),
+            })
     return results
 
 
@@ -441,12 +615,17 @@ def main() -> None:
     results: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": QUICK,
                      "config": {"threads": THREADS, "other_threads": OTHER_THREADS, "sqlite_threads": SQLITE_THREADS,
                                 "duration_s": DURATION, "rounds": ROUNDS, "connections": CONNECTIONS,
-                                "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT},
+                                "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT,
+                                "parity_threads": PARITY_THREADS, "workers": WORKERS},
                      "machine": machine()}
-    ensure_pg_database(PG_DB)
-    log(f"preparing PostgreSQL {PG_DB}: {THREADS:,} + {OTHER_THREADS:,} threads")
-    info = prepare(f"{PG}/{PG_DB}", THREADS, OTHER_THREADS)
-    results["pg_seed_seconds"] = info["seed_seconds"]
+    if "parity" in SECTIONS:
+        log("parity with the peer (issue 12)")
+        results["parity"] = parity_section()
+    if SECTIONS & {"patch", "memory", "list"}:
+        ensure_pg_database(PG_DB)
+        log(f"preparing PostgreSQL {PG_DB}: {THREADS:,} + {OTHER_THREADS:,} threads")
+        info = prepare(f"{PG}/{PG_DB}", THREADS, OTHER_THREADS)
+        results["pg_seed_seconds"] = info["seed_seconds"]
     if "patch" in SECTIONS:
         log("PATCH throughput")
         results["patch"] = patch_section(info)

@@ -37,6 +37,7 @@ TAIL_TAGS = [f"topic-{i:02d}" for i in range(30)]
 TIERS = ["free", "free", "free", "pro", "pro", "enterprise"]
 REGIONS = ["eu", "us", "apac", "latam"]
 CHANNELS = ["web", "email", "slack", "api", "phone"]
+BUCKETS = 50  # metadata.bucket: "0".."49", the parity list's filter (about 100 threads each in 5,000)
 LOCALES = ["en-US", "de-DE", "fr-FR", "es-ES", "ja-JP", "pt-BR"]
 
 COLUMNS = (
@@ -63,6 +64,7 @@ def row(slug: str, org_id: str, n: int) -> tuple:
         "region": REGIONS[(n * 13) % 4],
         "channel": CHANNELS[(n * 3) % 5],
         "ticket": f"T-{n}",
+        "bucket": str(n % BUCKETS),
     }
     if n % 4 == 0:
         metadata["labels"] = ["triaged", REGIONS[n % 4]]

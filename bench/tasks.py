@@ -3,6 +3,7 @@ chosen by ``DATABASE_URL``:
 
     python bench/tasks.py prepare MAIN OTHER   # migrate, seed if needed, make an API key -> JSON
     python bench/tasks.py list MAIN REPEAT      # time the list API in-process, EXPLAIN it -> JSON
+    python bench/tasks.py list_sql KEY          # the parity list's SQL, its bucket a placeholder -> JSON
 
 "In-process" means Django's test client through the whole middleware and DRF stack: the figure
 is the server's own time for a request, without the network or the HTTP server.
@@ -172,12 +173,28 @@ def list_timings(main_count: int, repeat: int, key: str) -> list[dict]:
     return results
 
 
+BUCKET_PLACEHOLDER = "bench-bucket"
+
+
+def list_sql(key: str) -> dict:
+    """The SQL that ``GET /api/v1/threads?metadata.bucket=…&limit=20`` runs, as executed, with
+    the bucket's value left as ``BUCKET_PLACEHOLDER`` (for the pgbench script of the same query)."""
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/api/v1/threads", {"metadata.bucket": BUCKET_PLACEHOLDER, "limit": 20})
+    assert response.status_code == 200, response.content[:300]
+    sql = next(q["sql"] for q in captured.captured_queries if BUCKET_PLACEHOLDER in q["sql"])
+    return {"sql": sql, "placeholder": BUCKET_PLACEHOLDER}
+
+
 if __name__ == "__main__":
     task = sys.argv[1]
     if task == "prepare":
         out = prepare(int(sys.argv[2]), int(sys.argv[3]))
     elif task == "list":
         out = list_timings(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    elif task == "list_sql":
+        out = list_sql(sys.argv[2])
     else:
         raise SystemExit(f"unknown task {task}")
     print(json.dumps(out))
