@@ -5,7 +5,7 @@ Errors speak FastAPI: 422 ``{"detail": [{loc, msg, type, input}]}`` for every ba
 v2's types and messages), ``{"detail": "..."}`` otherwise.
 
 Unknown fields are refused (pydantic's ``extra_forbidden``) rather than ignored as a default
-pydantic model would: API.md §2 rejects unknown fields everywhere, and a client that sends a field
+pydantic model would: the merge rules reject unknown fields everywhere, and a client that sends a field
 this surface cannot store should hear so.
 """
 
@@ -100,9 +100,7 @@ def parse(body: Any) -> dict[str, Any]:
     errors = []
     for name, value in body.items():
         if name not in WRITABLE:
-            errors.append(
-                problem([name], "extra_forbidden", "Extra inputs are not permitted", value)
-            )
+            errors.append(problem([name], "extra_forbidden", "Extra inputs are not permitted", value))
         elif value is not None:
             errors.extend(_type_errors(name, value))
     if errors:
@@ -116,9 +114,7 @@ def _type_errors(name: str, value: Any) -> list[dict[str, Any]]:
         return [problem([name], *EXPECTED[name], value)]
     if name == "tags":
         return [
-            problem(["tags", i], *EXPECTED["title"], item)
-            for i, item in enumerate(value)
-            if not isinstance(item, str)
+            problem(["tags", i], *EXPECTED["title"], item) for i, item in enumerate(value) if not isinstance(item, str)
         ]
     return []
 
@@ -157,16 +153,15 @@ class ChatThreadView(CompatView):
             loc = [field] if field in WRITABLE else []
             data = self.request.data if isinstance(self.request.data, dict) else {}
             value = data.get(field) if loc else None
-            return Response(
-                {"detail": [problem(loc, error.code, error.message, value)]}, status=422
-            )
+            return Response({"detail": [problem(loc, error.code, error.message, value)]}, status=422)
         status = 500 if error.status >= 500 else error.status
         return Response({"detail": DETAILS.get(status, error.message)}, status=status)
 
     @extend_schema(
-        tags=["Seed 002: chat threads"],
         operation_id="chatthread_update",
         summary="Update Thread",
+        description="Set `title`, replace `tags` and set `isArchived` (`null` leaves a field as it is). "
+        "Errors in FastAPI's shapes: 422 `{detail: [...]}`, otherwise `{detail}`.",
         parameters=[OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)],
         request={
             "application/json": {
