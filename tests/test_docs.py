@@ -3,6 +3,8 @@ the README pointing at both, and no file sending a reader to a document they do 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -142,3 +144,38 @@ def test_the_user_docs_name_no_section_number_or_seed_file():
         text = path.read_text()
         assert "§" not in text, path.name
         assert not re.search(r"\bseed[ _-]?0\d\d", text, re.IGNORECASE), path.name
+
+
+def test_the_receiver_example_accepts_a_signed_delivery_and_refuses_a_forged_one(monkeypatch):
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    monkeypatch.setenv("WEBHOOK_SECRET", secret)
+    blocks = re.findall(r"```python\n(.*?)```", API_MD.read_text(), re.DOTALL)
+    receiver = next(block for block in blocks if "Webhook(" in block)
+    namespace = {"__name__": "receiver"}
+    exec(compile(receiver, "docs/api.md", "exec"), namespace)  # noqa: S102 - our own documentation
+
+    body = json.dumps({"type": "thread.updated", "timestamp": "2026-11-23T10:05:00Z", "data": EVENT}).encode()
+    now = datetime.now(tz=UTC)
+    headers = {
+        "Webhook-Id": "delivery-1",
+        "Webhook-Timestamp": str(int(now.timestamp())),
+        "Webhook-Signature": Webhook(secret).sign("delivery-1", now, body),
+    }
+    assert namespace["receive"](body, headers) == 204
+    assert namespace["seen"] == {"delivery-1"}
+    assert namespace["receive"](body.replace(b"updated", b"deleted"), headers) == 400
+
+
+EVENT = {
+    "id": 1,
+    "threadId": "3f6c2a9e-8d1b-4c55-9a0e-0b7d2f1e4a10",
+    "createdAt": "2026-11-23T10:05:00Z",
+    "action": "updated",
+    "version": 2,
+    "actor": {"type": "api_key", "id": "1", "name": "ci"},
+    "changes": {"title": {"from": "", "to": "Hi"}},
+}
