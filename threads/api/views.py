@@ -187,7 +187,10 @@ FEED_PARAMETERS = [
 
 
 class EventFeedView(APIView):
-    @extend_schema(operation_id="events_list", parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS})
+    @extend_schema(
+        operation_id="events_list", summary="Read the organization's change events, oldest first",
+        parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS},
+    )
     def get(self, request):
         params = request.query_params
         after = feed.decode(params["after"]) if params.get("after") else None
