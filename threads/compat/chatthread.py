@@ -99,9 +99,17 @@ class RequestValidationError(Exception):
         self.errors = errors
 
 
+def is_json(content_type: str) -> bool:
+    """FastAPI's test of the media type: ``application/json`` or ``application/…+json``."""
+    header = email.message.Message()
+    header["content-type"] = content_type
+    subtype = header.get_content_subtype()
+    return header.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 def read_body(request) -> Any:
     """The body as FastAPI hands it to pydantic: nothing when empty, the decoded JSON for a JSON
-    media type (``application/json`` or ``…+json``), else the raw bytes (which no model accepts).
+    media type, else the raw bytes (which no model accepts).
 
     Malformed JSON is FastAPI's ``json_invalid`` 422; a body FastAPI cannot read at all (not
     UTF-8, a 5,000-digit number, nested too deep) is its 400 (``ParseError`` here), and so is one
@@ -111,12 +119,9 @@ def read_body(request) -> Any:
     raw = request.body
     if not raw:
         return PydanticUndefined
-    header = email.message.Message()  # FastAPI reads the media type this way
-    header["content-type"] = request.content_type
-    subtype = header.get_content_subtype()
     try:
-        if header.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
-            raw.decode()
+        if not is_json(request.content_type):
+            raw.decode()  # the text is the error's input
             return raw
         data = json.loads(raw)  # what Starlette's ``request.json()`` does
         json.dumps(data, ensure_ascii=False, allow_nan=False).encode()
