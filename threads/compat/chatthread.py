@@ -185,9 +185,10 @@ class ChatThreadView(CompatView):
         return Response({"detail": DETAILS.get(status, error.message)}, status=status)
 
     @extend_schema(
-        tags=["Seed 002: chat threads"],
         operation_id="chatthread_update",
         summary="Update Thread",
+        description="Set `title`, replace `tags` and set `isArchived` (`null` leaves a field as it is), "
+        "validated exactly as FastAPI with pydantic v2: 422 `{detail: [...]}`, otherwise `{detail}`.",
         parameters=[OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)],
         request={
             "application/json": {
