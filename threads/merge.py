@@ -1,4 +1,4 @@
-"""The merge PATCH rules of API.md §2, as pure functions: no ORM, no HTTP.
+"""The merge PATCH rules, as pure functions: no ORM, no HTTP.
 
 A request body is first *parsed* (strict types, per-value limits, unknown and read-only fields
 rejected), then *applied* to the stored state, then the merged state is *validated* (limits that
@@ -263,7 +263,7 @@ def apply_patch(state: State, patch: Patch) -> State:
 
 
 def validate_state(state: State) -> None:
-    """Limits that hold for the whole merged thread (API.md §2)."""
+    """Limits that hold for the whole merged thread."""
     if len(state["metadata"]) > METADATA_KEYS_MAX:
         raise ThreadError(
             "metadata_limit_exceeded",
@@ -345,7 +345,7 @@ def parse_datetime(value: Any, param: str) -> datetime:
 
 
 def format_datetime(value: datetime | None) -> str | None:
-    """An aware time as every door renders it (API.md §1): ISO-8601 in UTC, ``Z`` for ``+00:00``
+    """An aware time as every door renders it: ISO-8601 in UTC, ``Z`` for ``+00:00``
     (DRF's rendering with TIME_ZONE UTC)."""
     if value is None:
         return None
