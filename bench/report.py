@@ -82,7 +82,8 @@ def _parity(parity: dict, cfg: dict) -> list[str]:
             out.append(f"| {case} | {i} | {r['ours']['rps']:.0f} | {_ms(r['ours']['p99_us'])} | {peer} |")
     if parity.get("variant"):
         rounds = parity["variant"]
-        out += ["", "### `manage.py serve` against gunicorn (`bench/gunicorn_conf.py`), 200 threads in turn", "",
+        title = f"### `manage.py serve` against gunicorn (`{parity.get('gunicorn', '?')}`), 200 threads in turn"
+        out += ["", title, "",
                 "| round | serve req/s | p99 ms | CPU ms/req | gunicorn req/s | p99 ms | CPU ms/req | serve/gunicorn |",
                 "|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rounds, 1):

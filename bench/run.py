@@ -477,6 +477,7 @@ def parity_section() -> dict:
         # The same 200-thread load under both servers, in alternating rounds.
         vacuum(database)
         with serve(database_url, info["key"]) as (base, proc, _), gunicorn(database_url, info["key"]) as (gbase, gproc):
+            results["gunicorn"] = "-c bench/gunicorn_conf.py"
             results["variant"] = alternate("serve vs gunicorn", {
                 "serve": ours(base, proc, SPREAD_200), "gunicorn": ours(gbase, gproc, SPREAD_200),
             })
