@@ -10,16 +10,18 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from .. import selectors, services
+from .. import feed, selectors, services
 from ..errors import ThreadError, invalid
 from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
-from ..merge import format_datetime
-from .pagination import KeysetPagination
+from ..merge import format_datetime, parse_uuid
+from ..models import Event
+from .pagination import KeysetPagination, parse_limit
 from .serializers import (
     ChatTokenRequest,
     ChatTokenResponse,
     ErrorResponse,
     EventSerializer,
+    FeedPage,
     MessageCreateRequest,
     MessageSerializer,
     ThreadCreateRequest,
@@ -162,6 +164,35 @@ class HistoryView(APIView):
     def get(self, request, thread_id):
         events = selectors.thread_events(request.user.organization, thread_id)
         return paginated(request, events, EventSerializer, [("id", True), ("id", True)])
+
+
+FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX = 100, 1000
+FEED_PARAMETERS = [
+    OpenApiParameter("after", str, description="A `nextCursor` from an earlier answer; absent = from the first event."),
+    OpenApiParameter("limit", int, description=f"Page size, default {FEED_LIMIT_DEFAULT}, at most {FEED_LIMIT_MAX}."),
+    OpenApiParameter("threadId", str, description="Only this thread's events."),
+    OpenApiParameter("action", str, many=True, enum=Event.Action.values, description="Repeatable."),
+]
+
+
+class EventFeedView(APIView):
+    @extend_schema(operation_id="events_list", parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS})
+    def get(self, request):
+        params = request.query_params
+        after = feed.decode(params["after"]) if params.get("after") else None
+        limit = parse_limit(params.get("limit"), FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX)
+        thread_id = parse_uuid(params["threadId"], "threadId") if params.get("threadId") else None
+        actions = params.getlist("action")
+        if unknown := set(actions) - set(Event.Action.values):
+            raise invalid(f"Unknown action {sorted(unknown)[0]!r}: one of {', '.join(Event.Action.values)}.", "action")
+        events, position, has_more = feed.read(
+            request.user.organization.pk, after, limit, thread_id=thread_id, actions=actions
+        )
+        return Response({
+            "results": [feed.event_json(event) for event in events],
+            "nextCursor": feed.encode(position),
+            "hasMore": has_more,
+        })
 
 
 class ChatTokenView(APIView):
