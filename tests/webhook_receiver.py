@@ -45,8 +45,11 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers["Content-Length"])
+        raw = request.rfile.read(length)
+        if len(raw) < length:  # the sender died mid-request: no delivery, as for any HTTP server
+            return
         self.started.set()
-        raw = request.rfile.read(int(request.headers["Content-Length"]))
         headers = {key.lower(): value for key, value in request.headers.items()}
         try:
             for secret in self.secrets:

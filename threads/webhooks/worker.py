@@ -33,22 +33,23 @@ from .models import Delivery, WebhookEndpoint
 
 logger = logging.getLogger("threads.webhooks")
 
-POLL_SECONDS = 0.5  # an event reaches its receivers within about two polls of its commit
+POLL_SECONDS = 0.5  # an event reaches its receivers within about one poll of its commit
 FEED_BATCH = 500
 LEASE_MARGIN_SECONDS = 5  # beyond the HTTP timeout: time to record the outcome
 
 
-def enqueue() -> int:
-    """One feed batch for every active endpoint; returns how many have more events waiting."""
+def enqueue() -> tuple[int, int]:
+    """One feed batch for every active endpoint: (deliveries created, endpoints with more waiting)."""
     ids = WebhookEndpoint.objects.filter(is_active=True).values_list("pk", flat=True)
-    return sum(enqueue_endpoint(pk) for pk in list(ids))
+    results = [enqueue_endpoint(pk) for pk in list(ids)]
+    return sum(created for created, _ in results), sum(more for _, more in results)
 
 
-def enqueue_endpoint(pk) -> bool:
+def enqueue_endpoint(pk) -> tuple[int, bool]:
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update(skip_locked=True).filter(pk=pk, is_active=True).first()
         if endpoint is None:  # another worker holds it, or it is gone or inactive
-            return False
+            return 0, False
         position = feed.Position(endpoint.feed_txid, endpoint.feed_id)
         events, following, more = feed.read(endpoint.organization_id, position, FEED_BATCH)
         now = timezone.now()
@@ -60,7 +61,7 @@ def enqueue_endpoint(pk) -> bool:
         Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         if following != position:
             WebhookEndpoint.objects.filter(pk=pk).update(feed_txid=following.txid, feed_id=following.id)
-    return more
+    return len(deliveries), more
 
 
 def claim() -> Delivery | None:
@@ -134,22 +135,28 @@ def run(stop: threading.Event, *, once: bool = False, concurrency: int = 4) -> N
     attempt in flight.
     """
     if once:
-        while _guarded(enqueue):
+        while (_guarded(enqueue) or (0, 0))[1]:
             pass
+    wake = threading.Event()  # new deliveries: idle senders claim them now, not at their next poll
     senders = [
-        threading.Thread(target=_send_loop, args=(stop, once), name=f"webhook-sender-{n}") for n in range(concurrency)
+        threading.Thread(target=_send_loop, args=(stop, wake, once), name=f"webhook-sender-{n}")
+        for n in range(concurrency)
     ]
     for thread in senders:
         thread.start()
     while not once and not stop.is_set():
-        if not _guarded(enqueue):
+        created, more = _guarded(enqueue) or (0, 0)
+        if created:
+            wake.set()
+        if not more:
             stop.wait(POLL_SECONDS)
+    wake.set()
     for thread in senders:
         thread.join()
     connection.close()
 
 
-def _send_loop(stop: threading.Event, once: bool) -> None:
+def _send_loop(stop: threading.Event, wake: threading.Event, once: bool) -> None:
     try:
         while not stop.is_set():
             delivery = _guarded(claim)
@@ -158,7 +165,8 @@ def _send_loop(stop: threading.Event, once: bool) -> None:
             elif once:
                 return
             else:
-                stop.wait(POLL_SECONDS)
+                wake.wait(POLL_SECONDS)
+                wake.clear()
     finally:
         connection.close()
 
