@@ -64,12 +64,13 @@ def set_endpoints(run, database_url: str, count: int, url: str) -> None:
 
 
 def patch_stream(base: str, key: str, ids: list[str], count: int) -> None:
-    """``count`` PATCHes, one after another, spread over the threads."""
+    """``count`` PATCHes, one after another, spread over the threads, each a change (an event)."""
+    run_id = time.time_ns()
     for n in range(count):
         request = urllib.request.Request(
             f"{base}/api/v1/threads/{ids[n % len(ids)]}",
             method="PATCH",
-            data=json.dumps({"metadata": {"w": str(n)}}).encode(),
+            data=json.dumps({"metadata": {"w": f"{run_id}-{n}"}}).encode(),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         urllib.request.urlopen(request, timeout=30).read()
@@ -147,6 +148,35 @@ def delivery(run, database_url: str, base: str, key: str, ids: list[str], receiv
         f"latency p50 {result['latency_p50_ms'] or 0:.0f} ms, p99 {result['latency_p99_ms'] or 0:.0f} ms"
     )
     return result
+
+
+def report(results: dict) -> list[str]:
+    """The section of RESULTS.md."""
+    out = [
+        "## Webhooks",
+        "",
+        "PATCH of one metadata key on 1,000 threads under wrk, with 3 active webhook endpoints (no"
+        " worker running: nothing is sent) and with none, in alternating rounds:",
+        "",
+        "| round | none: req/s | 3 endpoints: req/s | ratio | none: server CPU ms/req | 3: server CPU ms/req |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, row in enumerate(results["rounds"], 1):
+        none, three = row["endpoints_0"], row["endpoints_3"]
+        out.append(
+            f"| {n} | {none['rps']:.0f} | {three['rps']:.0f} | {row['ratio']:.2f} |"
+            f" {none['server_cpu_ms'] or 0:.2f} | {three['server_cpu_ms'] or 0:.2f} |"
+        )
+    d = results.get("delivery")
+    if d:
+        out += [
+            "",
+            f"`manage.py deliver_webhooks` (one worker, default settings) delivering {d['events']:,} PATCH events,"
+            f" made one after another, to one local receiver: {d['delivered']:,} delivered; worker CPU"
+            f" **{d['worker_cpu_ms_per_event'] or 0:.2f} ms per delivered event**; from an event's `createdAt`"
+            f" to its arrival p50 **{d['latency_p50_ms'] or 0:.0f} ms**, p99 **{d['latency_p99_ms'] or 0:.0f} ms**.",
+        ]
+    return [*out, ""]
 
 
 def endpoints(count: int, url: str) -> None:
