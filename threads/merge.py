@@ -438,7 +438,7 @@ def parse_datetime(value: Any, param: str) -> datetime:
 
 
 def format_datetime(value: datetime | None) -> str | None:
-    """An aware time as every door renders it (API.md §1): ISO-8601 in UTC, ``Z`` for ``+00:00``
+    """An aware time as every door renders it: ISO-8601 in UTC, ``Z`` for ``+00:00``
     (DRF's rendering with TIME_ZONE UTC)."""
     if value is None:
         return None

@@ -119,7 +119,7 @@ def thread_update(
     if_match: int | None = None,
     fields: frozenset[str] | None = None,
 ) -> Thread:
-    """The merge PATCH. Validates completely before writing; a no-op writes nothing.
+    """The merge PATCH (``threads.merge``'s rules). Validates completely before writing; a no-op writes nothing.
 
     ``fields`` narrows what may be written (a chat token: metadata and variables).
     Returns the thread as stored after the call.
