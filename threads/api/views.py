@@ -1,4 +1,4 @@
-"""The canonical REST API (API.md §3): thin doors over ``threads.services``."""
+"""The canonical REST API (docs/api.md): thin doors over ``threads.services``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def paginated(request, queryset, serializer_class, ordering) -> Response:
 class ThreadListView(APIView):
     @extend_schema(
         operation_id="threads_list",
+        summary="List threads, filtered and paginated",
         parameters=LIST_PARAMETERS,
         responses={200: page_of(ThreadSerializer), **ERRORS},
     )
@@ -96,7 +97,7 @@ class ThreadListView(APIView):
         return paginated(request, filterset.qs, ThreadSerializer, ordering_fields(filterset.ordering_value))
 
     @extend_schema(
-        operation_id="threads_create", request=ThreadCreateRequest,
+        operation_id="threads_create", summary="Create a thread", request=ThreadCreateRequest,
         responses={201: ThreadSerializer, 409: ErrorResponse, **ERRORS},
     )
     def post(self, request):
@@ -109,12 +110,13 @@ class ThreadListView(APIView):
 class ThreadDetailView(APIView):
     chat_token_methods = ("GET", "PATCH")
 
-    @extend_schema(operation_id="threads_retrieve", responses={200: ThreadSerializer, **ERRORS})
+    @extend_schema(operation_id="threads_retrieve", summary="Get a thread", responses={200: ThreadSerializer, **ERRORS})
     def get(self, request, thread_id):
         return thread_response(selectors.thread_get(request.user.organization, thread_id))
 
     @extend_schema(
-        operation_id="threads_update", request=ThreadPatchRequest, parameters=[IF_MATCH],
+        operation_id="threads_update", summary="Merge-patch a thread", request=ThreadPatchRequest,
+        parameters=[IF_MATCH],
         responses={200: ThreadSerializer, **ERRORS},
     )
     def patch(self, request, thread_id):
@@ -130,7 +132,10 @@ class ThreadDetailView(APIView):
         )
         return thread_response(thread)
 
-    @extend_schema(operation_id="threads_delete", parameters=[IF_MATCH], responses={204: None, **ERRORS})
+    @extend_schema(
+        operation_id="threads_delete", summary="Delete a thread", parameters=[IF_MATCH],
+        responses={204: None, **ERRORS},
+    )
     def delete(self, request, thread_id):
         services.thread_delete(
             org=request.user.organization, thread_id=thread_id, actor=request.user.actor,
@@ -142,13 +147,16 @@ class ThreadDetailView(APIView):
 class MessageListView(APIView):
     chat_token_methods = ("GET", "POST")
 
-    @extend_schema(operation_id="messages_list", responses={200: page_of(MessageSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="messages_list", summary="List a thread's messages, oldest first",
+        responses={200: page_of(MessageSerializer), **ERRORS},
+    )
     def get(self, request, thread_id):
         messages = selectors.thread_messages(request.user.organization, thread_id)
         return paginated(request, messages, MessageSerializer, [("created_at", False), ("id", False)])
 
     @extend_schema(
-        operation_id="messages_create", request=MessageCreateRequest,
+        operation_id="messages_create", summary="Add a message", request=MessageCreateRequest,
         responses={201: MessageSerializer, **ERRORS},
     )
     def post(self, request, thread_id):
@@ -160,7 +168,10 @@ class MessageListView(APIView):
 
 
 class HistoryView(APIView):
-    @extend_schema(operation_id="history_list", responses={200: page_of(EventSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="history_list", summary="List a thread's change events, newest first",
+        responses={200: page_of(EventSerializer), **ERRORS},
+    )
     def get(self, request, thread_id):
         events = selectors.thread_events(request.user.organization, thread_id)
         return paginated(request, events, EventSerializer, [("id", True), ("id", True)])
@@ -176,7 +187,10 @@ FEED_PARAMETERS = [
 
 
 class EventFeedView(APIView):
-    @extend_schema(operation_id="events_list", parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS})
+    @extend_schema(
+        operation_id="events_list", summary="Read the organization's change events, oldest first",
+        parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS},
+    )
     def get(self, request):
         params = request.query_params
         after = feed.decode(params["after"]) if params.get("after") else None
@@ -197,7 +211,8 @@ class EventFeedView(APIView):
 
 class ChatTokenView(APIView):
     @extend_schema(
-        operation_id="chat_token_create", request=ChatTokenRequest,
+        operation_id="chat_token_create", summary="Issue a chat token for a thread",
+        request=ChatTokenRequest,
         responses={200: ChatTokenResponse, **ERRORS},
     )
     def post(self, request, thread_id):
@@ -218,11 +233,21 @@ class ChatTokenView(APIView):
 
 # simplejwt's views, with every status they can answer documented (their docstrings stay the
 # operations' descriptions).
-@extend_schema_view(post=extend_schema(responses={200: TokenObtainPairSerializer, **AUTH_ERRORS}))
+@extend_schema_view(
+    post=extend_schema(
+        summary="Exchange a username and password for tokens",
+        responses={200: TokenObtainPairSerializer, **AUTH_ERRORS},
+    )
+)
 class AuthTokenView(TokenObtainPairView):
     pass
 
 
-@extend_schema_view(post=extend_schema(responses={200: TokenRefreshSerializer, **AUTH_ERRORS}))
+@extend_schema_view(
+    post=extend_schema(
+        summary="Exchange a refresh token for a new access token",
+        responses={200: TokenRefreshSerializer, **AUTH_ERRORS},
+    )
+)
 class AuthTokenRefreshView(TokenRefreshView):
     pass

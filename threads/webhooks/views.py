@@ -24,7 +24,6 @@ NEWEST_FIRST = [("created_at", True), ("id", True)]
 class WebhookListView(APIView):
     @extend_schema(
         operation_id="webhooks_list",
-        tags=["Webhooks"],
         summary="List the organization's webhook endpoints.",
         responses={200: page_of(WebhookEndpointSerializer), **ERRORS},
     )
@@ -34,7 +33,6 @@ class WebhookListView(APIView):
 
     @extend_schema(
         operation_id="webhooks_create",
-        tags=["Webhooks"],
         summary="Create an endpoint; its secret is shown once.",
         request=WebhookCreateRequest,
         responses={201: WebhookEndpointWithSecretSerializer, **ERRORS},
@@ -51,7 +49,6 @@ class WebhookListView(APIView):
 class WebhookDetailView(APIView):
     @extend_schema(
         operation_id="webhooks_retrieve",
-        tags=["Webhooks"],
         summary="Get one endpoint.",
         responses={200: WebhookEndpointSerializer, **ERRORS},
     )
@@ -61,7 +58,6 @@ class WebhookDetailView(APIView):
 
     @extend_schema(
         operation_id="webhooks_update",
-        tags=["Webhooks"],
         summary="Change an endpoint's url, actions, description or isActive.",
         request=WebhookPatchRequest,
         responses={200: WebhookEndpointSerializer, **ERRORS},
@@ -72,7 +68,6 @@ class WebhookDetailView(APIView):
 
     @extend_schema(
         operation_id="webhooks_delete",
-        tags=["Webhooks"],
         summary="Delete an endpoint.",
         responses={204: None, **ERRORS},
     )
@@ -84,7 +79,6 @@ class WebhookDetailView(APIView):
 class WebhookRotateSecretView(APIView):
     @extend_schema(
         operation_id="webhooks_rotate_secret",
-        tags=["Webhooks"],
         summary="A new secret, shown once; the old one also signs for 24 hours.",
         request=None,
         responses={200: WebhookEndpointWithSecretSerializer, **ERRORS},
@@ -97,7 +91,6 @@ class WebhookRotateSecretView(APIView):
 class WebhookDeliveriesView(APIView):
     @extend_schema(
         operation_id="webhooks_deliveries",
-        tags=["Webhooks"],
         summary="An endpoint's deliveries, newest first.",
         responses={200: page_of(DeliverySerializer), **ERRORS},
     )
