@@ -150,6 +150,10 @@ def render(results: dict) -> str:
         out += _patch(results["patch"], cfg)
     if "memory" in results:
         out += _memory(results["memory"])
+    if "webhooks" in results:
+        import webhooks
+
+        out += webhooks.report(results["webhooks"])
     for key, title in (("list_pg", f"PostgreSQL, {cfg['threads']:,} threads in one organization"
                         f" (+{cfg['other_threads']:,} in another)"),
                        ("list_sqlite", f"SQLite, {cfg['sqlite_threads']:,} threads in one organization"

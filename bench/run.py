@@ -14,6 +14,8 @@ Sections (``BENCH_SECTIONS=parity,patch,list,memory``, all by default):
 - list:   the list API's first page and a deep cursor page over 1,000,000 threads on PostgreSQL
           and 100,000 on SQLite, p50/p99 and the EXPLAIN plan of each query.
 - memory: a gunicorn worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
+- webhooks: PATCH throughput with 3 webhook endpoints against none, and the delivery worker's CPU
+          per event and latency (bench/webhooks.py).
 
 Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
 server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
@@ -65,7 +67,7 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory,webhooks").split(","))
 PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
 PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
 # `manage.py serve --workers`: one a core (the command's own default suits the machine too; the
@@ -622,7 +624,7 @@ def main() -> None:
     if "parity" in SECTIONS:
         log("parity with the peer (issue 12)")
         results["parity"] = parity_section()
-    if SECTIONS & {"patch", "memory", "list"}:
+    if SECTIONS & {"patch", "memory", "list", "webhooks"}:
         ensure_pg_database(PG_DB)
         log(f"preparing PostgreSQL {PG_DB}: {THREADS:,} + {OTHER_THREADS:,} threads")
         info = prepare(f"{PG}/{PG_DB}", THREADS, OTHER_THREADS)
@@ -633,6 +635,11 @@ def main() -> None:
     if "memory" in SECTIONS:
         log(f"worker memory over {MEM_REQUESTS:,} PATCH requests")
         results["memory"] = memory_section(info)
+    if "webhooks" in SECTIONS:
+        log("webhooks")
+        import webhooks
+
+        results["webhooks"] = webhooks.section(sys.modules[__name__], info)
     if "list" in SECTIONS:
         log("list over PostgreSQL")
         results["list_pg"] = list_section(f"{PG}/{PG_DB}", THREADS, info["key"])

@@ -18,6 +18,8 @@ from threads.api.tokens import ChatToken
 from threads.keys import api_key_create
 from threads.models import Event, Message, Thread
 from threads.services import thread_create
+from threads.webhooks.models import WebhookEndpoint
+from threads.webhooks.services import endpoint_create
 
 from .conftest import ACTOR, Api, make_user
 
@@ -103,6 +105,21 @@ ROUTES += [
     canonical("langbase_messages_add", "post", "v1/threads/<str:thread_id>/messages", "/v1/threads/{id}/messages",
               LANGBASE_MESSAGES, 200, True),
 ]
+HOOK = {"url": "https://93.184.215.14/hooks"}
+ROUTES += [  # {hook}: an endpoint of the thread's organization (another organization's key: 404)
+    canonical("webhooks_list", "get", "api/v1/webhooks", "/api/v1/webhooks", None, 200, False),
+    canonical("webhooks_create", "post", "api/v1/webhooks", "/api/v1/webhooks", HOOK, 201, True),
+    canonical("webhooks_get", "get", "api/v1/webhooks/<str:webhook_id>", "/api/v1/webhooks/{hook}", None, 200,
+              False, other_org_key=404),
+    canonical("webhooks_update", "patch", "api/v1/webhooks/<str:webhook_id>", "/api/v1/webhooks/{hook}",
+              {"description": "x"}, 200, True, other_org_key=404),
+    canonical("webhooks_delete", "delete", "api/v1/webhooks/<str:webhook_id>", "/api/v1/webhooks/{hook}", None,
+              204, True, other_org_key=404),
+    canonical("webhooks_rotate_secret", "post", "api/v1/webhooks/<str:webhook_id>/rotate-secret",
+              "/api/v1/webhooks/{hook}/rotate-secret", None, 200, True, other_org_key=404),
+    canonical("webhooks_deliveries", "get", "api/v1/webhooks/<str:webhook_id>/deliveries",
+              "/api/v1/webhooks/{hook}/deliveries", None, 200, False, other_org_key=404),
+]
 # Routes that take no caller credentials, or belong to the session-based pages.
 EXEMPT_PREFIXES = ("admin/", "ops/", "accounts/", "api/schema/", "api/docs/", "api/v1/auth/token", "static/")
 
@@ -147,21 +164,23 @@ def world(org, other_org):
         "chat_this_thread": str(ChatToken.for_thread(thread)),
         "chat_expired": str(expired),
     }
-    return thread, tokens
+    hook = endpoint_create(org=org, data=HOOK)
+    return thread, hook, tokens
 
 
 def _state(thread):
     row = Thread.objects.filter(pk=thread.pk).values().first()
-    return row, Thread.objects.count(), Event.objects.count(), Message.objects.count()
+    hooks = list(WebhookEndpoint.objects.order_by("pk").values())
+    return row, Thread.objects.count(), Event.objects.count(), Message.objects.count(), hooks
 
 
 @pytest.mark.parametrize("caller", CALLERS)
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
 def test_matrix(world, route, caller):
-    thread, tokens = world
+    thread, hook, tokens = world
     before = _state(thread)
     api = Api(tokens[caller])
-    path = route.path.replace("{id}", str(thread.pk))
+    path = route.path.replace("{id}", str(thread.pk)).replace("{hook}", str(hook.pk))
     if route.method in ("get", "delete"):
         response = getattr(api, route.method)(path)
     else:

@@ -28,6 +28,8 @@ from threads.api.tokens import ChatToken
 from threads.keys import api_key_create
 from threads.models import Organization, Thread
 from threads.services import thread_create
+from threads.webhooks.models import WebhookEndpoint
+from threads.webhooks.services import endpoint_create
 
 from .conftest import ACTOR
 
@@ -69,15 +71,22 @@ class World:
         self.org = Organization.objects.create(slug="fuzz", name="Fuzz")
         self.key = api_key_create(org=self.org, name="fuzzer", scope="write")[1]
         self.thread_ids = [str(self._make().pk) for _ in range(THREADS)]
+        self.hook_ids = [self._hook() for _ in range(THREADS)]
 
     def _make(self) -> Thread:
         data = {"title": "fuzz", "metadata": {"a": "1"}, "tags": ["fuzz"]}
         return thread_create(org=self.org, actor=ACTOR, data=data)
 
+    def _hook(self) -> str:
+        return str(endpoint_create(org=self.org, data={"url": "https://93.184.215.14/fuzz"}).pk)
+
     def restore(self) -> None:
-        """Replace the pool threads that a generated DELETE removed (a deleted id stays used)."""
+        """Replace the pool threads and webhook endpoints that a generated DELETE removed (a deleted
+        thread's id stays used)."""
         present = {str(pk) for pk in Thread.objects.filter(pk__in=self.thread_ids).values_list("pk", flat=True)}
         self.thread_ids[:] = [i if i in present else str(self._make().pk) for i in self.thread_ids]
+        hooks = {str(pk) for pk in WebhookEndpoint.objects.filter(pk__in=self.hook_ids).values_list("pk", flat=True)}
+        self.hook_ids[:] = [i if i in hooks else self._hook() for i in self.hook_ids]
 
     def aim(self, case, n: int) -> str:
         """Point three cases in four at a real thread, and keep a generated ``If-Match`` (almost
@@ -87,6 +96,8 @@ class World:
         API key, or one time in four on a real thread that thread's chat token (the seed web-chat
         surface accepts nothing else; the canonical routes must refuse it most things)."""
         params = case.path_parameters or {}
+        if "webhook_id" in params and n % 4:  # mostly a real endpoint of the key's organization
+            params["webhook_id"] = self.hook_ids[n % len(self.hook_ids)]
         name = next((name for name in THREAD_ID_PARAMETERS if name in params), None)
         if name is None or n % 4 == 0:
             return self.key

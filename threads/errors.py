@@ -25,6 +25,7 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "variables_value_too_long": (422, "validation_error"),
     "tags_invalid": (422, "validation_error"),
     "title_too_long": (422, "validation_error"),
+    "webhook_url_invalid": (422, "validation_error"),
     "rate_limited": (429, "rate_limit_error"),
     "service_unavailable": (503, "api_error"),
     "internal_error": (500, "api_error"),

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "threads",
+    "threads.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +186,16 @@ JWT_PREVIOUS_SIGNING_KEYS = env_list("JWT_PREVIOUS_SIGNING_KEYS")
 # revoked elsewhere keeps working here for at most this long (0 = look it up on every request).
 API_KEY_CACHE_SECONDS = int(os.environ.get("API_KEY_CACHE_SECONDS", "10"))
 
+# --- Webhooks (python manage.py deliver_webhooks) ---------------------------------------------
+# Networks that webhook URLs may point at although they are not public (comma-separated CIDRs),
+# e.g. a receiver on the private network; everything non-public is refused otherwise.
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+# Seconds before each retry of a failed attempt (about a day in all); then the delivery is failed.
+WEBHOOK_RETRY_SCHEDULE = [
+    int(seconds) for seconds in env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+]
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=int(os.environ.get("JWT_REFRESH_DAYS", "7"))),
@@ -210,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Two components (with and without the secret) share this constant: one name for it.
+    "ENUM_NAME_OVERRIDES": {"WebhookEndpointObjectEnum": ["webhook_endpoint"]},
     # The groups of /api/docs/ in the order a reader meets them: the canonical API, then the
     # surfaces that speak other products' APIs. threads.api.schema tags each operation by its path.
     "TAGS": [

@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("ops/", include("threads.ops.urls")),
     path("api/v1/", include("threads.api.urls")),
+    path("api/v1/", include("threads.webhooks.urls")),
     path("", include("threads.compat.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
