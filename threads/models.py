@@ -94,6 +94,9 @@ class Thread(models.Model):
             ),
             models.Index(fields=["organization", "title", "id"], name="thread_org_title"),
             models.Index(
+                fields=["organization", "-message_count", "-id"], name="thread_org_messages"
+            ),
+            models.Index(
                 fields=["organization", "is_archived", "-created_at"], name="thread_org_archived"
             ),
             models.Index(fields=["organization", "project_id"], name="thread_org_project"),
