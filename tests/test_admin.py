@@ -238,7 +238,7 @@ def test_a_changelist_costs_the_same_queries_at_any_size(admin_client, org, para
 
     assert small <= large <= small + 1  # + the planner's estimate past 1,000 rows
     assert "SELECT DISTINCT" not in str(response.context["cl"].queryset.query)
-    assert len(response.context["cl"].result_list) == 100
+    assert len(response.context["cl"].result_list) == 50
 
 
 def test_the_project_filter_is_a_text_box_and_matches_exactly(admin_client, org):

@@ -35,7 +35,8 @@ class RowCount:
 
 
 def row_count(queryset: QuerySet) -> RowCount:
-    """``queryset`` in its page's order: the capped count then reads the page's own index."""
+    """``queryset`` in an indexed order: the capped count then reads an index in order and
+    stops, instead of collecting the whole filtered list."""
     capped = queryset[: EXACT_UP_TO + 1].count()
     if capped <= EXACT_UP_TO:
         return RowCount(capped, True)
@@ -77,8 +78,9 @@ class EstimatedCountPaginator(Paginator):
         return [*head, *range(start, min(number + on_each_side, self.num_pages) + 1), self.ELLIPSIS]
 
     def page(self, number):
-        if self.row_count.exact:
-            return super().page(number)
-        number = max(1, int(number))
+        """The page's ids first (an index-only scan past its offset), then its rows by id: a deep
+        page reads the offset's index entries, not as many table rows."""
+        number = self.validate_number(number) if self.row_count.exact else max(1, int(number))
         bottom = (number - 1) * self.per_page
-        return self._get_page(self.object_list[bottom : bottom + self.per_page], number, self)
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        return self._get_page(self.object_list.filter(pk__in=ids), number, self)

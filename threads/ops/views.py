@@ -17,7 +17,7 @@ from .. import selectors, services
 from ..api.pagination import KeysetPagination
 from ..counts import row_count
 from ..errors import ThreadError
-from ..filters import ThreadFilter, order_queryset, ordering_fields
+from ..filters import ThreadFilter, ordering_fields
 from ..models import Membership, Organization
 from .forms import BULK_ACTIONS, BulkForm, MapRows, ThreadForm
 
@@ -86,7 +86,9 @@ def thread_list(request):
         except ThreadError as error:  # a cursor made up by hand
             threads.form.add_error(None, error.message)
         else:
-            count = row_count(order_queryset(threads.qs, ordering))
+            # Counted along the default order's index, whatever the page's order: the rows a
+            # capped count reads are then spread like the organization's, not bunched at one end.
+            count = row_count(threads.qs.order_by("-updated_at", "-id"))
             context = {"count": count, **page_links(params, pages, ordering)}
     return render(request, "ops/thread_list.html", {
         "op": op, "filter": threads, "params": params, "page": rows, **context,
