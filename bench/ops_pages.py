@@ -119,7 +119,7 @@ def query_of(url: str, params, org: Organization) -> dict:
     if params == "by-id":
         return {"q": str(org.threads.order_by("-created_at").values_list("pk", flat=True)[500])}
     if params == "week":
-        return {"created_at__gte": "2025-12-01", "created_at__lt": "2025-12-08"}
+        return {"created_at__gte": "2025-01-15", "created_at__lt": "2025-01-22"}  # in both orgs' range
     return params
 
 
