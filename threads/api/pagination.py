@@ -36,6 +36,18 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def _typed(field, value: Any) -> Any:
+    """A cursor's value as the column's type (ValidationError or ValueError when it is not)."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list, bool)):
+        raise ValueError
+    value = field.to_python(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError
+    return value
+
+
 class KeysetPagination:
     def __init__(self, ordering: list[tuple[str, bool]], limit: int | None = None) -> None:
         # [(field, descending), ("id", descending)]: the last field is unique.
@@ -47,6 +59,7 @@ class KeysetPagination:
         self.params = getattr(request, "query_params", request.GET)
         self.limit = self.fixed_limit or self._limit()
         self.model_field = queryset.model._meta.get_field(self.field)
+        self.key_field = queryset.model._meta.get_field(self.tiebreak)
         position, self.backwards = self._cursor()
         rows: list = []
         for where, order in self._ranges(position):
@@ -88,7 +101,7 @@ class KeysetPagination:
             raise invalid("'limit' must be at least 1.", "limit")
         return min(limit, MAX_LIMIT)
 
-    def _cursor(self) -> tuple[tuple[Any, uuid.UUID] | None, bool]:
+    def _cursor(self) -> tuple[tuple[Any, Any] | None, bool]:
         """The position a cursor names, typed like the columns it is compared with: a cursor
         made up by hand is a 400, never a database error."""
         raw = self.params.get("cursor")
@@ -96,20 +109,16 @@ class KeysetPagination:
             return None, False
         try:
             data = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-            value, key = data["v"], uuid.UUID(data["k"])
+            value, key = data["v"], data["k"]
             if isinstance(value, dict):
                 value = value["t"]
-            if value is None and not self.model_field.null or isinstance(value, (dict, list, bool)):
+            if key is None or value is None and not self.model_field.null:
                 raise ValueError
-            if value is not None:
-                value = self.model_field.to_python(value)
-            if isinstance(value, datetime) and value.tzinfo is None:
-                raise ValueError
-            return (value, key), bool(data.get("r"))
+            return (_typed(self.model_field, value), _typed(self.key_field, key)), bool(data.get("r"))
         except (ValueError, KeyError, TypeError, AttributeError, ValidationError):
             raise invalid("The cursor is not valid.", "cursor") from None
 
-    def _ranges(self, position: tuple[Any, uuid.UUID] | None) -> list[tuple[Q, list]]:
+    def _ranges(self, position: tuple[Any, Any] | None) -> list[tuple[Q, list]]:
         """The rows beyond the position, as ranges read in turn: ``(filter, order)`` each.
         Going forwards the non-NULL values come first and the NULLs after them."""
         desc = self.desc != self.backwards
