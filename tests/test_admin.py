@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -262,12 +263,23 @@ def test_search_matches_title_words_or_exact_ids(admin_client, org):
     assert "Other<" not in admin_client.get("/admin/threads/thread/", {"q": "proj"}).text
 
 
+def test_filtered_by_creation_date_the_newest_created_come_first(admin_client, org):
+    old, new = (thread_create(org=org, actor=ACTOR, data={"title": t}) for t in ("old", "new"))
+    Thread.objects.filter(pk=old.pk).update(updated_at=new.updated_at + timedelta(hours=1))
+
+    since = (new.created_at - timedelta(days=1)).isoformat()
+    response = admin_client.get("/admin/threads/thread/", {"created_at__gte": since})
+
+    assert [t.title for t in response.context["cl"].result_list] == ["new", "old"]
+
+
 def test_only_indexed_columns_sort(admin_client, org):
     thread_create(org=org, actor=ACTOR, data={"title": "b", "projectId": "z"})
     thread_create(org=org, actor=ACTOR, data={"title": "a", "projectId": "y"})
 
     by_title = admin_client.get("/admin/threads/thread/", {"o": "0"}).context["cl"]
-    by_project = admin_client.get("/admin/threads/thread/", {"o": "3"}).context["cl"]
+    by_project = admin_client.get("/admin/threads/thread/", {"o": "3"})
+    cl = by_project.context["cl"]
 
     assert [t.title for t in by_title.result_list] == ["a", "b"]
-    assert by_project.get_ordering(None, by_project.root_queryset) == ["organization", "-updated_at", "-id"]
+    assert cl.get_ordering(by_project.wsgi_request, cl.root_queryset) == ["organization", "-updated_at", "-id"]

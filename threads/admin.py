@@ -203,6 +203,13 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
 
+    def get_ordering(self, request):
+        # Filtered by creation date, newest created first, along the creation index: an old week
+        # lies at the far end of the update order, which would be read all the way down to it.
+        if any(name.startswith("created_at__") for name in request.GET):
+            return ["organization", "-created_at", "-id"]
+        return self.ordering
+
     def get_search_results(self, request, queryset, search_term):
         for term in search_terms(search_term):
             match = Q(title__icontains=term) | Q(project_id=term) | Q(user_id=term)
