@@ -89,10 +89,28 @@ def render(results: dict) -> str:
                         f" (+{cfg['sqlite_threads'] // 10:,} in another)")):
         if key in results:
             out += _list(results[key], title)
+    if "ops" in results:
+        out += _ops(results["ops"], cfg)
     for key, title in (("list_pg", "PostgreSQL"), ("list_sqlite", "SQLite")):
         if key in results:
             out += _plans(results[key], title)
     return "\n".join(out) + "\n"
+
+
+def _ops(rows: list[dict], cfg: dict) -> list[str]:
+    """The operator list and the admin (bench/ops_pages.py): p50 under 150 ms at the large size,
+    at most 1.5x the small size's, no sequential scan."""
+    out = [f"## Operator pages and admin, PostgreSQL ({cfg['threads']:,} vs {cfg['other_threads']:,} threads)",
+           "", "Through gunicorn with a staff operator's session; the list API's figures are above.", "",
+           f"| page | p50 {cfg['threads']:,} | p99 | p50 {cfg['other_threads']:,} | growth | queries | count shown |"
+           " plans | met |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m, o = r["main"], r["other"]
+        met = m["p50_ms"] < 150 and r["growth"] <= 1.5 and m["plan_ok"]
+        out.append(f"| {r['page']} | {m['p50_ms']:.1f} ms | {m['p99_ms']:.1f} ms | {o['p50_ms']:.1f} ms |"
+                   f" x{r['growth']:.2f} | {m['queries']} / {o['queries']} | {m['count']} | {m['plan_verdict']} |"
+                   f" {_met(met)} |")
+    return [*out, ""]
 
 
 def _targets(results: dict) -> list[str]:

@@ -11,6 +11,8 @@ Sections (``BENCH_SECTIONS=patch,list,memory``, all by default):
 - memory: a gunicorn worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
 - webhooks: PATCH throughput with 3 webhook endpoints against none, and the delivery worker's CPU
           per event and latency (bench/webhooks.py).
+- ops:    the operator list and the admin changelists (threads, events) through gunicorn, at
+          1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
 
 Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
 server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
@@ -60,7 +62,8 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "patch,list,memory,webhooks").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "patch,list,memory,webhooks,ops").split(","))
+OPS_REPEAT = _int("BENCH_OPS_REPEAT", 15, 5)
 PEER = os.environ.get("BENCH_PEER", "1") not in ("0", "")
 HEALTH_CHECK_VARIANT = os.environ.get("BENCH_HEALTH_CHECK_VARIANT", "1") not in ("0", "")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
@@ -390,6 +393,15 @@ def list_section(database_url: str, main: int, key: str) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def ops_section(database_url: str) -> list[dict]:
+    proc = run([sys.executable, str(HERE / "ops_pages.py"), str(OPS_REPEAT)], timeout=3600,
+               env=django_env(database_url))
+    sys.stderr.write(proc.stderr[-8000:])
+    if proc.returncode:
+        raise RuntimeError("operator pages timing failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 # --- report -----------------------------------------------------------------------------------
 
 SERVER_VERSION = """
@@ -469,6 +481,9 @@ def main() -> None:
         results["sqlite_seed_seconds"] = sqlite_info["seed_seconds"]
         log("list over SQLite")
         results["list_sqlite"] = list_section(sqlite_url, SQLITE_THREADS, sqlite_info["key"])
+    if "ops" in SECTIONS:
+        log("operator pages and admin over PostgreSQL")
+        results["ops"] = ops_section(f"{PG}/{PG_DB}")
     results["machine"]["load_after"] = os.getloadavg()
     results["elapsed_s"] = round(time.monotonic() - started)
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))
