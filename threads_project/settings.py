@@ -71,6 +71,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# API requests (a bearer token in, JSON out) skip what only people's pages need: sessions, CSRF,
+# login, messages, the frame guard and static files (threads_project/wsgi.py).
+API_PATH_PREFIXES = ("/api/v1/", "/api/chat/", "/v1/")
+API_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "threads.api.middleware.BodySizeLimitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "threads_project.urls"
 WSGI_APPLICATION = "threads_project.wsgi.application"
