@@ -82,6 +82,6 @@ class Command(OperatorCommand):
         from granian.constants import Interfaces
         from granian.server import Server
 
-        # Granian's main process stops its workers on SIGTERM or SIGINT (each finishes its
-        # request) and returns: the command then exits with status 0.
+        # Granian's main process stops its workers on SIGTERM or SIGINT and returns: the command
+        # then exits with status 0.
         Server(interface=Interfaces.WSGI, websockets=False, **config).serve()
