@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from granian.constants import Interfaces
+from granian.server import Server
 
 from ._common import OperatorCommand
 
@@ -79,8 +82,9 @@ class Command(OperatorCommand):
         if dry_run:
             self.stdout.write(json.dumps(config))
             return
-        from granian.constants import Interfaces
-        from granian.server import Server
+        # Without `collectstatic`, WhiteNoise serves the static files from the installed apps
+        # (WHITENOISE_USE_FINDERS): its warning that STATIC_ROOT does not exist is no fault here.
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
         # Granian's main process stops its workers on SIGTERM or SIGINT and returns: the command
         # then exits with status 0.
