@@ -1,4 +1,4 @@
-"""The thread list: every filter of API.md §3, ordering, keyset paging, the limit cap and a
+"""The thread list: every filter of the reference, ordering, keyset paging, the limit cap and a
 constant query count."""
 
 from datetime import timedelta

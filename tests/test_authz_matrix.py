@@ -76,6 +76,7 @@ ROUTES = [
               "/api/v1/threads/{id}/history", None, 200, False),
     canonical("chat_token", "post", "api/v1/threads/<str:thread_id>/chat-token",
               "/api/v1/threads/{id}/chat-token", {}, 200, True),
+    canonical("events", "get", "api/v1/events", "/api/v1/events", None, 200, False),
 ]
 
 def chat_only(name, method, pattern, path, body, ok):

@@ -1,4 +1,4 @@
-"""The operator commands (API.md §6): each against the real database, through the services.
+"""The operator commands: each against the real database, through the services.
 
 Round trip, as these tests mean it: ``export → import`` into a fresh organization reproduces
 every line exactly except ``organizationId`` (the new organization), ``updatedAt`` (the time of

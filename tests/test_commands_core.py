@@ -1,4 +1,4 @@
-"""create_org, create_user and create_api_key (API.md §6)."""
+"""create_org, create_user and create_api_key."""
 
 import pytest
 from django.contrib.auth import get_user_model

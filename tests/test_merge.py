@@ -1,4 +1,4 @@
-"""The pure rules of API.md §2, one test each (no database)."""
+"""The pure merge rules (``threads.merge``), one test each (no database)."""
 
 import pytest
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# code -> (HTTP status, error type) for every code of API.md §3.
+# code -> (HTTP status, error type) for every code of the API (docs/api.md, "Errors").
 ERROR_KINDS: dict[str, tuple[int, str]] = {
     "invalid_json": (400, "invalid_request_error"),
     "invalid_parameters": (400, "invalid_request_error"),

@@ -1,4 +1,4 @@
-"""The merge PATCH rules of API.md §2, as pure functions: no ORM, no HTTP.
+"""The merge PATCH rules, as pure functions: no ORM, no HTTP.
 
 A request body is first *parsed* (strict types, per-value limits, unknown and read-only fields
 rejected), then *applied* to the stored state, then the merged state is *validated* (limits that
@@ -8,8 +8,9 @@ depend on the whole map), and finally *diffed* against the stored state for the 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from .errors import ThreadError, invalid
 
@@ -33,8 +34,7 @@ WRITABLE: dict[str, str] = {
 }
 TAG_OPS = ("addTags", "removeTags")
 READ_ONLY = frozenset(
-    {"id", "object", "organizationId", "messageCount", "lastActivityAt", "createdAt",
-     "updatedAt", "version"}
+    {"id", "object", "organizationId", "messageCount", "lastActivityAt", "createdAt", "updatedAt", "version"}
 )
 BOOLEAN_FIELDS = ("isArchived", "isActive", "visibleInUi", "isPinned")
 ID_FIELDS = ("projectId", "assistantId", "userId")
@@ -67,7 +67,58 @@ CONTENT_MAX = 100_000
 MESSAGE_ROLES = ("user", "assistant", "system", "tool")
 
 
+@dataclass(frozen=True)
+class MapLimits:
+    """The rules of one map field (``metadata``, ``variables``), which hold after every merge."""
+
+    keys_max: int  # keys in the map
+    value_max: int  # characters in a string value (and in each string of a list value)
+    items_max: int | None  # strings in a list value; None: a value cannot be a list
+    keys_code: str  # too many keys
+    key_code: str  # a key not 1 to KEY_MAX characters
+    value_code: str  # a value or list too long
+    label: str  # the map, as its messages start ("Metadata cannot exceed …")
+    value_label: str  # its values ("Metadata values cannot exceed …")
+
+
+# The stored-state rules as data: merge.py checks them (``state_error``) and the PostgreSQL
+# statement of merge_sql.py is generated from the same table.
+STATE_LIMITS: dict[str, MapLimits] = {
+    "metadata": MapLimits(
+        keys_max=METADATA_KEYS_MAX,
+        value_max=METADATA_VALUE_MAX,
+        items_max=METADATA_LIST_MAX,
+        keys_code="metadata_limit_exceeded",
+        key_code="metadata_key_invalid",
+        value_code="metadata_value_too_long",
+        label="Metadata",
+        value_label="Metadata values",
+    ),
+    "variables": MapLimits(
+        keys_max=VARIABLES_KEYS_MAX,
+        value_max=VARIABLES_VALUE_MAX,
+        items_max=None,
+        keys_code="variables_limit_exceeded",
+        key_code="variables_key_invalid",
+        value_code="variables_value_too_long",
+        label="Variables",
+        value_label="Variable values",
+    ),
+}
+TAGS_CODE = "tags_invalid"
+
+
+class StateError(NamedTuple):
+    code: str
+    param: str
+    message: str
+
+    def exception(self) -> ThreadError:
+        return ThreadError(self.code, self.message, self.param)
+
+
 # --- parsing -------------------------------------------------------------------------------
+
 
 def check_string(value: Any, param: str, what: str = "a string") -> str:
     if not isinstance(value, str):
@@ -130,61 +181,25 @@ def _parse_external_id(value: Any, param: str) -> str | None:
     return value
 
 
-def _check_key(key: str, field: str) -> None:
-    param = f"{field}.{key}"
-    if "\x00" in key:
-        raise invalid(f"Keys of '{field}' must not contain the NUL character (U+0000).", field)
-    if not 1 <= len(key) <= KEY_MAX:
-        raise ThreadError(
-            f"{field}_key_invalid", f"Keys of '{field}' must be 1 to {KEY_MAX} characters.", param
-        )
+def _parse_map(value: Any, field: str) -> dict[str, JSONValue] | None:
+    """A metadata or variables patch: ``None`` clears the whole map, a null value removes its key.
 
-
-def _parse_metadata_value(value: Any, param: str) -> JSONValue:
-    if isinstance(value, list):
-        if len(value) > METADATA_LIST_MAX:
-            raise ThreadError(
-                "metadata_value_too_long",
-                f"A metadata list cannot hold more than {METADATA_LIST_MAX} strings.",
-                param,
-            )
-        for item in value:
-            _parse_metadata_value(check_string(item, param, "a string"), param)
-        return list(value)
-    check_string(value, param, "a string, a list of strings or null")
-    if len(value) > METADATA_VALUE_MAX:
-        raise ThreadError(
-            "metadata_value_too_long",
-            f"Metadata values cannot exceed {METADATA_VALUE_MAX} characters.",
-            param,
-        )
-    return value
-
-
-def _parse_variables_value(value: Any, param: str) -> str:
-    check_string(value, param, "a string or null")
-    if len(value) > VARIABLES_VALUE_MAX:
-        raise ThreadError(
-            "variables_value_too_long",
-            f"Variable values cannot exceed {VARIABLES_VALUE_MAX} characters.",
-            param,
-        )
-    return value
-
-
-def _map_parser(value_parser):
-    def parse(value: Any, field: str) -> dict[str, JSONValue] | None:
-        if value is None:
-            return None  # clears the whole map
-        if not isinstance(value, dict):
-            raise invalid(f"'{field}' must be an object or null.", field)
-        out: dict[str, JSONValue] = {}
-        for key, item in value.items():
-            _check_key(key, field)
-            out[key] = None if item is None else value_parser(item, f"{field}.{key}")
-        return out
-
-    return parse
+    Each key and value must already meet the map's rules (``entry_rule``), which also hold for the
+    merged map."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid(f"'{field}' must be an object or null.", field)
+    for key, item in value.items():
+        if "\x00" in key:
+            raise invalid(f"Keys of '{field}' must not contain the NUL character (U+0000).", field)
+        texts = item if isinstance(item, list) else [item]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise invalid(f"'{field}.{key}' must not contain the NUL character (U+0000).", f"{field}.{key}")
+        rule = _key_rule(key) if item is None else entry_rule(field, key, item)
+        if rule is not None:
+            raise rule_error(field, rule, key).exception()
+    return dict(value)
 
 
 def _parse_tags(value: Any, param: str) -> list[str]:
@@ -203,15 +218,15 @@ def normalize_tags(values: list[Any], param: str = "tags") -> list[str]:
     for item in values:
         tag = check_string(item, param, "a list of strings").strip().lower()
         if not 1 <= len(tag) <= TAG_MAX:
-            raise ThreadError("tags_invalid", f"Each tag must be 1 to {TAG_MAX} characters.", param)
+            raise ThreadError(TAGS_CODE, rule_error("tags", "tag").message, param)
         out[tag] = None
     return list(out)
 
 
 _PARSERS = {
     "title": _parse_title,
-    "metadata": _map_parser(_parse_metadata_value),
-    "variables": _map_parser(_parse_variables_value),
+    "metadata": _parse_map,
+    "variables": _parse_map,
     "tags": _parse_tags,
     "addTags": _parse_tags,
     "removeTags": _parse_tags,
@@ -221,6 +236,7 @@ _PARSERS = {
 
 
 # --- applying and validating --------------------------------------------------------------
+
 
 def merge_map(current: dict[str, JSONValue], changes: dict[str, JSONValue] | None) -> dict:
     """Set each named key, remove a key whose value is None; ``None`` for the whole clears."""
@@ -247,37 +263,113 @@ def map_patch(old: dict[str, Any], new: Any) -> Any:
 
 
 def apply_patch(state: State, patch: Patch) -> State:
-    """The state after the patch. ``state`` is not modified."""
+    """The state after the patch. ``state`` is not modified.
+
+    ``addTags`` and ``removeTags`` apply, after ``tags``, to the list with its duplicates dropped."""
     new = dict(state)
     for name, value in patch.items():
-        if name in ("metadata", "variables"):
+        if name in STATE_LIMITS:
             new[name] = merge_map(state[name], value)
         elif name in WRITABLE:
             new[WRITABLE[name]] = value
-    if "addTags" in patch:
-        new["tags"] = list(dict.fromkeys(new["tags"] + patch["addTags"]))
-    if "removeTags" in patch:
-        removed = set(patch["removeTags"])
-        new["tags"] = [t for t in new["tags"] if t not in removed]
+    if "addTags" in patch or "removeTags" in patch:
+        removed = set(patch.get("removeTags", ()))
+        added = dict.fromkeys(new["tags"] + patch.get("addTags", []))
+        new["tags"] = [tag for tag in added if tag not in removed]
     return new
 
 
+def plan(state: State, patch: Patch) -> tuple[State, dict[str, Any]]:
+    """The stored state after a parsed patch and the history diff; a raised ``ThreadError`` when
+    the merged state breaks a rule. Every door's write comes here, or to the PostgreSQL statement
+    generated from the same rules (merge_sql.py)."""
+    new = apply_patch(state, patch)
+    error = state_error(new)
+    if error is not None:
+        raise error.exception()
+    return new, diff(state, new)
+
+
+def check_version(version: int, if_match: int | None) -> None:
+    """``If-Match``: the write happens only at the version the client names."""
+    if if_match is not None and version != if_match:
+        raise ThreadError("version_mismatch", f"The thread is at version {version}, not {if_match}.", "If-Match")
+
+
+def _key_rule(key: str) -> str | None:
+    return None if 1 <= len(key) <= KEY_MAX else "key"
+
+
+def entry_rule(field: str, key: str, value: Any) -> str | None:
+    """The first rule of map ``field`` that one entry breaks, if any: ``key`` (not 1 to KEY_MAX
+    characters), ``type`` (not a string, nor a list where lists are allowed), ``list`` (too many
+    strings), ``item`` (a list holding something else than a string), ``value`` (too long)."""
+    limits = STATE_LIMITS[field]
+    if _key_rule(key):
+        return "key"
+    if isinstance(value, str):
+        return "value" if len(value) > limits.value_max else None
+    if not isinstance(value, list) or limits.items_max is None:
+        return "type"
+    if len(value) > limits.items_max:
+        return "list"
+    for item in value:
+        if not isinstance(item, str):
+            return "item"
+        if len(item) > limits.value_max:
+            return "value"
+    return None
+
+
+def rule_error(field: str, rule: str, key: str = "") -> StateError:
+    """The error of one broken stored-state rule: ``keys`` (too many keys in map ``field``), an
+    ``entry_rule`` of its ``key``, or for ``tags``: ``tags`` (too many), ``tag`` (one not a string
+    of 1 to TAG_MAX characters)."""
+    if field == "tags":
+        if rule == "tags":
+            return StateError(TAGS_CODE, "tags", f"A thread cannot have more than {TAGS_MAX} tags.")
+        return StateError(TAGS_CODE, "tags", f"Each tag must be 1 to {TAG_MAX} characters.")
+    limits, param = STATE_LIMITS[field], f"{field}.{key}"
+    if rule == "keys":
+        return StateError(limits.keys_code, field, f"{limits.label} cannot exceed {limits.keys_max} key-value pairs")
+    if rule == "key":
+        return StateError(limits.key_code, param, f"Keys of '{field}' must be 1 to {KEY_MAX} characters.")
+    if rule == "list":
+        message = f"A {field} list cannot hold more than {limits.items_max} strings."
+        return StateError(limits.value_code, param, message)
+    if rule == "value":
+        message = f"{limits.value_label} cannot exceed {limits.value_max} characters."
+        return StateError(limits.value_code, param, message)
+    if rule == "item":
+        return StateError("invalid_parameters", param, f"'{param}' must be a string.")
+    what = "a string, a list of strings or null" if limits.items_max else "a string or null"
+    return StateError("invalid_parameters", param, f"'{param}' must be {what}.")
+
+
+def state_error(state: State) -> StateError | None:
+    """The first rule the whole (merged) state breaks, or None. In this order: per map, its key
+    count, then its entries by key (in code point order); then the tag count, then each tag."""
+    for field, limits in STATE_LIMITS.items():
+        values = state[field]
+        if len(values) > limits.keys_max:
+            return rule_error(field, "keys")
+        for key in sorted(values):
+            rule = entry_rule(field, key, values[key])
+            if rule is not None:
+                return rule_error(field, rule, key)
+    tags = state["tags"]
+    if len(tags) > TAGS_MAX:
+        return rule_error("tags", "tags")
+    if any(not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX for tag in tags):
+        return rule_error("tags", "tag")
+    return None
+
+
 def validate_state(state: State) -> None:
-    """Limits that hold for the whole merged thread (API.md §2)."""
-    if len(state["metadata"]) > METADATA_KEYS_MAX:
-        raise ThreadError(
-            "metadata_limit_exceeded",
-            f"Metadata cannot exceed {METADATA_KEYS_MAX} key-value pairs",
-            "metadata",
-        )
-    if len(state["variables"]) > VARIABLES_KEYS_MAX:
-        raise ThreadError(
-            "variables_limit_exceeded",
-            f"Variables cannot exceed {VARIABLES_KEYS_MAX} key-value pairs",
-            "variables",
-        )
-    if len(state["tags"]) > TAGS_MAX:
-        raise ThreadError("tags_invalid", f"A thread cannot have more than {TAGS_MAX} tags.", "tags")
+    """Raise the first error of ``state_error``."""
+    error = state_error(state)
+    if error is not None:
+        raise error.exception()
 
 
 def diff(old: State, new: State) -> dict[str, Any]:
@@ -287,7 +379,7 @@ def diff(old: State, new: State) -> dict[str, Any]:
         before, after = old[attr], new[attr]
         if before == after:
             continue
-        if attr in ("metadata", "variables"):
+        if attr in STATE_LIMITS:
             changes[name] = {
                 key: {"from": before.get(key), "to": after.get(key)}
                 for key in sorted(set(before) | set(after))
@@ -299,6 +391,7 @@ def diff(old: State, new: State) -> dict[str, Any]:
 
 
 # --- messages -------------------------------------------------------------------------------
+
 
 def parse_message(data: Any, *, exported: bool = False) -> dict[str, Any]:
     """Check one message body: ``{role, content, metadata?}``.
@@ -345,7 +438,7 @@ def parse_datetime(value: Any, param: str) -> datetime:
 
 
 def format_datetime(value: datetime | None) -> str | None:
-    """An aware time as every door renders it (API.md §1): ISO-8601 in UTC, ``Z`` for ``+00:00``
+    """An aware time as every door renders it: ISO-8601 in UTC, ``Z`` for ``+00:00``
     (DRF's rendering with TIME_ZONE UTC)."""
     if value is None:
         return None

@@ -152,12 +152,18 @@ class Event(models.Model):
     actor_name = models.CharField(max_length=200, blank=True, default="")
     changes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The writing transaction's id on PostgreSQL, set by a trigger (migration 0005): the change
+    # feed's order (threads/feed.py). 0 on SQLite, where ids commit in order.
+    txid = models.BigIntegerField(db_default=0, editable=False)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["thread_id", "version"], name="event_thread_version")
         ]
-        indexes = [models.Index(fields=["thread_id", "-id"], name="event_thread_newest")]
+        indexes = [
+            models.Index(fields=["thread_id", "-id"], name="event_thread_newest"),
+            models.Index(fields=["organization", "txid", "id"], name="event_feed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} v{self.version} of {self.thread_id}"

@@ -40,14 +40,17 @@ def _read(org: Organization, pk: uuid.UUID, lock: bool) -> Thread | None:
     """PostgreSQL: ``thread_qs(org).filter(pk=pk).first()`` (``FOR UPDATE`` with ``lock``) without
     building the query every time: on a GET or PATCH of one thread, compiling the query through the
     ORM cost more than running it."""
-    sql, converters = _read_plan()
+    sql, _ = _read_plan()
     with connection.cursor() as cursor:
         cursor.execute(sql + " FOR UPDATE" if lock else sql, [pk, org.pk])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else thread_from_row(row)
+
+
+def thread_from_row(row) -> Thread:
+    """A thread from the values of all its columns in model order, as PostgreSQL returns them."""
     values = list(row)
-    for index, convert in converters:
+    for index, convert in _read_plan()[1]:
         values[index] = convert(values[index], None, connection)
     return Thread.from_db(connection.alias, None, values)
 
@@ -58,8 +61,10 @@ def _read_plan() -> tuple[str, list]:
     (on PostgreSQL only the JSON fields have one; the driver already returns the other types)."""
     quote = connection.ops.quote_name
     fields = Thread._meta.concrete_fields
-    sql = (f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(Thread._meta.db_table)}"
-           f" WHERE {quote('id')} = %s AND {quote('organization_id')} = %s")
+    sql = (
+        f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(Thread._meta.db_table)}"
+        f" WHERE {quote('id')} = %s AND {quote('organization_id')} = %s"
+    )
     return sql, [(i, field.from_db_value) for i, field in enumerate(fields) if hasattr(field, "from_db_value")]
 
 

@@ -6,7 +6,6 @@ assigns a thread's fields.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import merge, selectors
+from . import merge, merge_sql, selectors
 from .errors import ThreadError, invalid
 from .models import Event, Message, Organization, Thread
 
@@ -55,13 +54,8 @@ def _lock(org: Organization, thread_id: Any) -> Thread:
     return selectors.thread_get(org, thread_id, lock=True)
 
 
-def _check_version(thread: Thread, if_match: int | None) -> None:
-    if if_match is not None and thread.version != if_match:
-        raise ThreadError(
-            "version_mismatch",
-            f"The thread is at version {thread.version}, not {if_match}.",
-            "If-Match",
-        )
+def _actor_fields(actor: Actor) -> dict[str, str]:
+    return {"actor_type": actor.type, "actor_id": actor.id[:128], "actor_name": actor.name[:200]}
 
 
 def _record(thread: Thread, action: str, actor: Actor, changes: dict, version: int) -> Event:
@@ -70,11 +64,9 @@ def _record(thread: Thread, action: str, actor: Actor, changes: dict, version: i
         thread_id=thread.pk,
         action=action,
         version=version,
-        actor_type=actor.type,
-        actor_id=actor.id[:128],
-        actor_name=actor.name[:200],
         changes=changes,
         created_at=timezone.now(),
+        **_actor_fields(actor),
     )
 
 
@@ -98,9 +90,12 @@ def thread_create(
     parsed_messages = [merge.parse_message(m) for m in messages]
     now = timezone.now()
     thread = Thread(
-        id=patch.get("id") or uuid.uuid4(), organization=org, created_at=created_at or now,
+        id=patch.get("id") or uuid.uuid4(),
+        organization=org,
+        created_at=created_at or now,
         updated_at=now,
-        version=1, **state,
+        version=1,
+        **state,
     )
     try:
         with transaction.atomic():
@@ -124,7 +119,7 @@ def thread_update(
     if_match: int | None = None,
     fields: frozenset[str] | None = None,
 ) -> Thread:
-    """The merge PATCH (API.md §2). Validates completely before writing; a no-op writes nothing.
+    """The merge PATCH (``threads.merge``'s rules). Validates completely before writing; a no-op writes nothing.
 
     ``fields`` narrows what may be written (a chat token: metadata and variables).
     Returns the thread as stored after the call.
@@ -135,137 +130,35 @@ def thread_update(
 def _update(
     org: Organization, thread_id: Any, parsed: merge.Patch, actor: Actor, if_match: int | None
 ) -> tuple[Thread, bool]:
-    if connection.vendor == "postgresql" and not _contended(thread_id):
-        done = _update_unlocked(org, thread_id, parsed, actor, if_match)
-        if done is not None:
-            return done
-        _contended(thread_id, mark=True)
-    with transaction.atomic():
-        thread = _lock(org, thread_id)
-        values, changes = _plan(thread, parsed, if_match)
-        if not changes:
-            return thread, False
-        _write(thread, values, actor, changes)  # the row is ours: this always writes
-    return thread, True
+    """The merge PATCH of a parsed patch: the thread as stored after it, and whether it changed.
 
-
-def _plan(thread: Thread, parsed: merge.Patch, if_match: int | None) -> tuple[merge.State, dict]:
-    """The merge rules applied to the stored thread: the fields that change and the history diff.
-    Raises ``version_mismatch`` or a validation error before anything is written."""
-    _check_version(thread, if_match)
-    old = state_of(thread)
-    new = merge.apply_patch(old, parsed)
-    merge.validate_state(new)
-    return {attr: new[attr] for attr in new if new[attr] != old[attr]}, merge.diff(old, new)
-
-
-def _apply(thread: Thread, values: merge.State, now: datetime) -> None:
-    for attr, value in values.items():
-        setattr(thread, attr, value)
-    thread.version += 1
-    thread.updated_at = now
-
-
-def _update_unlocked(
-    org: Organization, thread_id: Any, parsed: merge.Patch, actor: Actor, if_match: int | None
-) -> tuple[Thread, bool] | None:
-    """PostgreSQL's fast path: read the thread without a lock, apply the rules in Python, then
-    write only if the row is still at the version read (compare-and-set).
-
-    Every write to a thread bumps ``version``, so an unchanged version means an unchanged row: what
-    was merged, validated and diffed is exactly what gets replaced, and ``If-Match`` was checked
-    against it. Nothing is held while Python works, and the write is a single statement (no
-    BEGIN/COMMIT round trips). Returns None when another writer changed the row in between; the
-    caller then takes the row lock and starts again.
-    """
-    thread = selectors.thread_get(org, thread_id)
-    values, changes = _plan(thread, parsed, if_match)
-    if not changes:
-        return thread, False
-    if not _write(thread, values, actor, changes):
-        return None
-    return thread, True
-
-
-_CONTENDED_SECONDS = 1.0
-_recently_contended: dict[str, float] = {}  # thread id -> when a compare-and-set on it last failed
-
-
-def _contended(thread_id: Any, *, mark: bool = False) -> bool:
-    """Whether a compare-and-set on this thread failed in the last second (in this process).
-
-    Under a burst of writes to one thread most compare-and-sets lose, and each loss costs a read
-    and a statement for nothing: for a second after a loss, writes to that thread go straight to
-    the row lock, which queues them. A hint only: either path is correct.
-    """
-    key, now = str(thread_id), time.monotonic()
-    if mark:
-        if len(_recently_contended) > 10_000:
-            _recently_contended.clear()  # bounded
-        _recently_contended[key] = now
-        return True
-    return now - _recently_contended.get(key, -_CONTENDED_SECONDS) < _CONTENDED_SECONDS
-
-
-def _write(thread: Thread, values: merge.State, actor: Actor, changes: dict) -> bool:
-    """Store the changed fields, bump the version and record the event, if the row is still at
-    ``thread.version``; then ``thread`` is as stored. Returns whether it wrote."""
+    PostgreSQL runs it as one statement (merge_sql.py), which holds the row lock only while it
+    runs; SQLite's transaction holds the database's write lock (immediate transactions)."""
     now = timezone.now()
     if connection.vendor == "postgresql":
-        if not _write_if_version(thread, values, now, actor, changes):
-            return False
-        _apply(thread, values, now)
-        return True
-    _apply(thread, values, now)
-    thread.save(update_fields=[*values, "version", "updated_at"])  # under the lock: SQLite only
-    _record(thread, Event.Action.UPDATED, actor, changes, thread.version)
-    return True
+        return merge_sql.update(org.pk, thread_id, parsed, if_match, _actor_fields(actor), now)
+    with transaction.atomic():
+        thread = _lock(org, thread_id)
+        merge.check_version(thread.version, if_match)
+        old = state_of(thread)
+        new, changes = merge.plan(old, parsed)
+        if not changes:
+            return thread, False
+        changed = [attr for attr in new if new[attr] != old[attr]]
+        for attr in changed:
+            setattr(thread, attr, new[attr])
+        thread.version += 1
+        thread.updated_at = now
+        thread.save(update_fields=[*changed, "version", "updated_at"])
+        _record(thread, Event.Action.UPDATED, actor, changes, thread.version)
+    return thread, True
 
 
-def _write_if_version(
-    thread: Thread, values: merge.State, now: datetime, actor: Actor, changes: dict
-) -> bool:
-    """PostgreSQL: one statement sets the changed fields and bumps the version if the row is still
-    at ``thread.version``, and records the history event in the same statement (a data-modifying
-    CTE is atomic on its own). Returns whether it wrote."""
-    quote = connection.ops.quote_name
-    thread_fields = [Thread._meta.get_field(attr) for attr in values]
-    event_fields = [Event._meta.get_field(name) for name in _EVENT_COLUMNS]
-    event = {
-        "organization": thread.organization_id, "thread_id": thread.pk, "action": Event.Action.UPDATED,
-        "actor_type": actor.type, "actor_id": actor.id[:128], "actor_name": actor.name[:200],
-        "changes": changes, "created_at": now,
-    }
-    sql = (
-        f"WITH updated AS (UPDATE {quote(Thread._meta.db_table)} SET "
-        + "".join(f"{quote(field.column)} = %s, " for field in thread_fields)
-        + f"{quote('version')} = {quote('version')} + 1, {quote('updated_at')} = %s"
-        f" WHERE {quote('id')} = %s AND {quote('version')} = %s RETURNING {quote('version')})"
-        f" INSERT INTO {quote(Event._meta.db_table)}"
-        f" ({', '.join(quote(field.column) for field in event_fields)}, {quote('version')})"
-        f" SELECT {', '.join('%s' for _ in event_fields)}, updated.{quote('version')} FROM updated"
-    )
-    params = [
-        *(field.get_db_prep_save(values[field.attname], connection) for field in thread_fields),
-        now, thread.pk, thread.version,
-        *(field.get_db_prep_save(event[field.name], connection) for field in event_fields),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
-
-
-_EVENT_COLUMNS = ("organization", "thread_id", "action", "actor_type", "actor_id", "actor_name",
-                  "changes", "created_at")
-
-
-def thread_delete(
-    *, org: Organization, thread_id: Any, actor: Actor, if_match: int | None = None
-) -> None:
+def thread_delete(*, org: Organization, thread_id: Any, actor: Actor, if_match: int | None = None) -> None:
     """Delete a thread and its messages; its history stays (action ``deleted``)."""
     with transaction.atomic():
         thread = _lock(org, thread_id)
-        _check_version(thread, if_match)
+        merge.check_version(thread.version, if_match)
         _record(thread, Event.Action.DELETED, actor, {}, thread.version + 1)
         Message.objects.filter(thread_id=thread.pk).delete()
         Thread.objects.filter(pk=thread.pk).delete()
@@ -304,9 +197,7 @@ def message_add(*, org: Organization, thread_id: Any, data: Any, actor: Actor) -
     return messages_add(org=org, thread_id=thread_id, items=[data], actor=actor)[0]
 
 
-def threads_bulk_update(
-    *, org: Organization, ids: Iterable[Any], patch: Any, actor: Actor
-) -> int:
+def threads_bulk_update(*, org: Organization, ids: Iterable[Any], patch: Any, actor: Actor) -> int:
     """Apply one patch to many threads, each in its own transaction. Ids of other
     organizations (or no thread) are skipped. Returns how many threads changed."""
     parsed = merge.parse_patch(patch)  # a bad patch fails before anything is written
@@ -351,9 +242,7 @@ def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
         else:
             thread, changed = _update(org, thread_id, merge.parse_patch(fields), actor, None)
             outcome = "updated" if changed else "unchanged"
-        owners = dict(
-            Message.objects.filter(pk__in=[m["id"] for m in messages]).values_list("pk", "thread")
-        )
+        owners = dict(Message.objects.filter(pk__in=[m["id"] for m in messages]).values_list("pk", "thread"))
         for i, message in enumerate(messages):
             key = uuid.UUID(message["id"])
             owner = owners.get(key)

@@ -1,4 +1,4 @@
-"""The one error envelope (API.md §3) for every error of the canonical API, DRF's own included."""
+"""The one error envelope (docs/api.md, "Errors") for every error of the canonical API, DRF's own included."""
 
 from __future__ import annotations
 

@@ -37,6 +37,19 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
+    """A ``limit`` query parameter: absent is the default, above the maximum is the maximum."""
+    if raw in (None, ""):
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise invalid("'limit' must be a whole number.", "limit") from None
+    if limit < 1:
+        raise invalid("'limit' must be at least 1.", "limit")
+    return min(limit, maximum)
+
+
 class KeysetPagination:
     def __init__(self, ordering: list[tuple[str, bool]]) -> None:
         # [(field, descending), ("id", descending)]: the last field is unique.
@@ -64,16 +77,7 @@ class KeysetPagination:
         return Response({"next": self._link(-1, False), "previous": self._link(0, True), "results": data})
 
     def _limit(self, request) -> int:
-        raw = request.query_params.get("limit")
-        if raw in (None, ""):
-            return DEFAULT_LIMIT
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise invalid("'limit' must be a whole number.", "limit") from None
-        if limit < 1:
-            raise invalid("'limit' must be at least 1.", "limit")
-        return min(limit, MAX_LIMIT)
+        return parse_limit(request.query_params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
 
     def _cursor(self, request) -> tuple[tuple[Any, Any] | None, bool]:
         raw = request.query_params.get("cursor")

@@ -159,6 +159,20 @@ class EventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class FeedEventSerializer(EventSerializer):
+    threadId = serializers.UUIDField(source="thread_id")
+
+    class Meta(EventSerializer.Meta):
+        fields = ["id", "threadId", "createdAt", "action", "version", "actor", "changes"]
+        read_only_fields = fields
+
+
+class FeedPage(serializers.Serializer):
+    results = FeedEventSerializer(many=True)
+    nextCursor = serializers.CharField(help_text="Send it back as `after` for the next page.")
+    hasMore = serializers.BooleanField()
+
+
 class ChatTokenRequest(serializers.Serializer):
     ttlSeconds = serializers.IntegerField(min_value=60, max_value=86_400, required=False, default=3600)
 

@@ -12,5 +12,6 @@ urlpatterns = [
     path("threads/<str:thread_id>", views.ThreadDetailView.as_view(), name="thread-detail"),
     path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),
     path("threads/<str:thread_id>/history", views.HistoryView.as_view(), name="thread-history"),
+    path("events", views.EventFeedView.as_view(), name="event-feed"),
     path("threads/<str:thread_id>/chat-token", views.ChatTokenView.as_view(), name="thread-chat-token"),
 ]

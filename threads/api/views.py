@@ -1,4 +1,4 @@
-"""The canonical REST API (API.md §3): thin doors over ``threads.services``."""
+"""The canonical REST API (docs/api.md): thin doors over ``threads.services``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from .. import selectors, services
+from .. import feed, selectors, services
 from ..errors import ThreadError, invalid
 from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
-from ..merge import format_datetime
-from .pagination import KeysetPagination
+from ..merge import format_datetime, parse_uuid
+from ..models import Event
+from .pagination import KeysetPagination, parse_limit
 from .serializers import (
     ChatTokenRequest,
     ChatTokenResponse,
     ErrorResponse,
     EventSerializer,
+    FeedPage,
     MessageCreateRequest,
     MessageSerializer,
     ThreadCreateRequest,
@@ -81,6 +83,7 @@ def paginated(request, queryset, serializer_class, ordering) -> Response:
 class ThreadListView(APIView):
     @extend_schema(
         operation_id="threads_list",
+        summary="List threads, filtered and paginated",
         parameters=LIST_PARAMETERS,
         responses={200: page_of(ThreadSerializer), **ERRORS},
     )
@@ -94,7 +97,7 @@ class ThreadListView(APIView):
         return paginated(request, filterset.qs, ThreadSerializer, ordering_fields(filterset.ordering_value))
 
     @extend_schema(
-        operation_id="threads_create", request=ThreadCreateRequest,
+        operation_id="threads_create", summary="Create a thread", request=ThreadCreateRequest,
         responses={201: ThreadSerializer, 409: ErrorResponse, **ERRORS},
     )
     def post(self, request):
@@ -107,12 +110,13 @@ class ThreadListView(APIView):
 class ThreadDetailView(APIView):
     chat_token_methods = ("GET", "PATCH")
 
-    @extend_schema(operation_id="threads_retrieve", responses={200: ThreadSerializer, **ERRORS})
+    @extend_schema(operation_id="threads_retrieve", summary="Get a thread", responses={200: ThreadSerializer, **ERRORS})
     def get(self, request, thread_id):
         return thread_response(selectors.thread_get(request.user.organization, thread_id))
 
     @extend_schema(
-        operation_id="threads_update", request=ThreadPatchRequest, parameters=[IF_MATCH],
+        operation_id="threads_update", summary="Merge-patch a thread", request=ThreadPatchRequest,
+        parameters=[IF_MATCH],
         responses={200: ThreadSerializer, **ERRORS},
     )
     def patch(self, request, thread_id):
@@ -128,7 +132,10 @@ class ThreadDetailView(APIView):
         )
         return thread_response(thread)
 
-    @extend_schema(operation_id="threads_delete", parameters=[IF_MATCH], responses={204: None, **ERRORS})
+    @extend_schema(
+        operation_id="threads_delete", summary="Delete a thread", parameters=[IF_MATCH],
+        responses={204: None, **ERRORS},
+    )
     def delete(self, request, thread_id):
         services.thread_delete(
             org=request.user.organization, thread_id=thread_id, actor=request.user.actor,
@@ -140,13 +147,16 @@ class ThreadDetailView(APIView):
 class MessageListView(APIView):
     chat_token_methods = ("GET", "POST")
 
-    @extend_schema(operation_id="messages_list", responses={200: page_of(MessageSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="messages_list", summary="List a thread's messages, oldest first",
+        responses={200: page_of(MessageSerializer), **ERRORS},
+    )
     def get(self, request, thread_id):
         messages = selectors.thread_messages(request.user.organization, thread_id)
         return paginated(request, messages, MessageSerializer, [("created_at", False), ("id", False)])
 
     @extend_schema(
-        operation_id="messages_create", request=MessageCreateRequest,
+        operation_id="messages_create", summary="Add a message", request=MessageCreateRequest,
         responses={201: MessageSerializer, **ERRORS},
     )
     def post(self, request, thread_id):
@@ -158,15 +168,51 @@ class MessageListView(APIView):
 
 
 class HistoryView(APIView):
-    @extend_schema(operation_id="history_list", responses={200: page_of(EventSerializer), **ERRORS})
+    @extend_schema(
+        operation_id="history_list", summary="List a thread's change events, newest first",
+        responses={200: page_of(EventSerializer), **ERRORS},
+    )
     def get(self, request, thread_id):
         events = selectors.thread_events(request.user.organization, thread_id)
         return paginated(request, events, EventSerializer, [("id", True), ("id", True)])
 
 
+FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX = 100, 1000
+FEED_PARAMETERS = [
+    OpenApiParameter("after", str, description="A `nextCursor` from an earlier answer; absent = from the first event."),
+    OpenApiParameter("limit", int, description=f"Page size, default {FEED_LIMIT_DEFAULT}, at most {FEED_LIMIT_MAX}."),
+    OpenApiParameter("threadId", str, description="Only this thread's events."),
+    OpenApiParameter("action", str, many=True, enum=Event.Action.values, description="Repeatable."),
+]
+
+
+class EventFeedView(APIView):
+    @extend_schema(
+        operation_id="events_list", summary="Read the organization's change events, oldest first",
+        parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS},
+    )
+    def get(self, request):
+        params = request.query_params
+        after = feed.decode(params["after"]) if params.get("after") else None
+        limit = parse_limit(params.get("limit"), FEED_LIMIT_DEFAULT, FEED_LIMIT_MAX)
+        thread_id = parse_uuid(params["threadId"], "threadId") if params.get("threadId") else None
+        actions = params.getlist("action")
+        if unknown := set(actions) - set(Event.Action.values):
+            raise invalid(f"Unknown action {sorted(unknown)[0]!r}: one of {', '.join(Event.Action.values)}.", "action")
+        events, position, has_more = feed.read(
+            request.user.organization.pk, after, limit, thread_id=thread_id, actions=actions
+        )
+        return Response({
+            "results": [feed.event_json(event) for event in events],
+            "nextCursor": feed.encode(position),
+            "hasMore": has_more,
+        })
+
+
 class ChatTokenView(APIView):
     @extend_schema(
-        operation_id="chat_token_create", request=ChatTokenRequest,
+        operation_id="chat_token_create", summary="Issue a chat token for a thread",
+        request=ChatTokenRequest,
         responses={200: ChatTokenResponse, **ERRORS},
     )
     def post(self, request, thread_id):
@@ -187,11 +233,21 @@ class ChatTokenView(APIView):
 
 # simplejwt's views, with every status they can answer documented (their docstrings stay the
 # operations' descriptions).
-@extend_schema_view(post=extend_schema(responses={200: TokenObtainPairSerializer, **AUTH_ERRORS}))
+@extend_schema_view(
+    post=extend_schema(
+        summary="Exchange a username and password for tokens",
+        responses={200: TokenObtainPairSerializer, **AUTH_ERRORS},
+    )
+)
 class AuthTokenView(TokenObtainPairView):
     pass
 
 
-@extend_schema_view(post=extend_schema(responses={200: TokenRefreshSerializer, **AUTH_ERRORS}))
+@extend_schema_view(
+    post=extend_schema(
+        summary="Exchange a refresh token for a new access token",
+        responses={200: TokenRefreshSerializer, **AUTH_ERRORS},
+    )
+)
 class AuthTokenRefreshView(TokenRefreshView):
     pass

@@ -89,9 +89,10 @@ class ChatThreadSessionView(CompatView):
         return Response(body, status=status)
 
     @extend_schema(
-        tags=["Seed 000: web chat"],
         operation_id="feather_chat_thread_update",
         summary="Update web chat thread session metadata",
+        description="Merge `metadata` and `variables` (string maps; `null` removes a key). Only a chat "
+        "token for this thread may call it. Errors are `{status, message, code, success: false}`.",
         parameters=[OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)],
         request={
             "application/json": {

@@ -35,6 +35,8 @@ THREAD = {
         "messageCount": {"type": "integer"},
     },
 }
+
+
 def render(thread) -> dict:
     return {
         "id": str(thread.pk),
@@ -61,9 +63,10 @@ class ThreadMetadataView(CompatView):
         return Response(ThreadError(code, message, error.param).envelope(), status=error.status)
 
     @extend_schema(
-        tags=["Seed 001: thread metadata"],
         operation_id="freddy_thread_metadata_update",
         summary="Update thread metadata",
+        description="Merge `metadata` (`null` removes a key) and set `visibleInUi`. Times are Unix "
+        "seconds; errors are `{error: {message, type, code, param?}}`.",
         parameters=[OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)],
         request={
             "application/json": {

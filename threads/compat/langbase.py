@@ -19,7 +19,6 @@ from ..api.serializers import ErrorResponse
 from ..errors import invalid
 from .base import as_strings, require_object, require_string_map, unix
 
-TAGS = ["Seed 003: Langbase threads"]
 ERRORS = {status: ErrorResponse for status in (400, 401, 403, 404, 422)}
 PATH_ID = [OpenApiParameter("thread_id", str, OpenApiParameter.PATH, required=True)]
 # Langbase message fields this service does not store: accepted only when null.
@@ -96,7 +95,6 @@ def parse_messages(items: Any) -> list[dict[str, Any]]:
 
 class ThreadsView(APIView):
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_threads_create",
         summary="Create a thread",
         request={
@@ -129,7 +127,6 @@ class ThreadsView(APIView):
 
 class ThreadView(APIView):
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_threads_retrieve",
         summary="Get a thread",
         parameters=PATH_ID,
@@ -139,7 +136,6 @@ class ThreadView(APIView):
         return Response(render_thread(selectors.thread_get(request.user.organization, thread_id)))
 
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_threads_update",
         summary="Update a thread's metadata",
         parameters=PATH_ID,
@@ -159,7 +155,6 @@ class ThreadView(APIView):
         return Response(render_thread(thread))
 
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_threads_delete",
         summary="Delete a thread",
         parameters=PATH_ID,
@@ -169,15 +164,12 @@ class ThreadView(APIView):
         },
     )
     def delete(self, request, thread_id):
-        services.thread_delete(
-            org=request.user.organization, thread_id=thread_id, actor=request.user.actor
-        )
+        services.thread_delete(org=request.user.organization, thread_id=thread_id, actor=request.user.actor)
         return Response({"success": True})
 
 
 class MessagesView(APIView):
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_messages_list",
         summary="List messages",
         parameters=PATH_ID,
@@ -188,7 +180,6 @@ class MessagesView(APIView):
         return Response([render_message(m) for m in messages.order_by("created_at", "id")])
 
     @extend_schema(
-        tags=TAGS,
         operation_id="langbase_messages_append",
         summary="Append messages",
         parameters=PATH_ID,

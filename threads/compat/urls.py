@@ -1,4 +1,4 @@
-"""The seed-compatible surfaces (API.md §4), each at its own product's path.
+"""The seed-compatible surfaces (docs/api.md), each at its own product's path.
 
 None of these paths overlaps ``/api/v1/threads/…`` (``/api/v1/chat/threads/…`` is matched from
 its own prefix), and Langbase's ``/v1/threads/{id}`` sits beside seed 001's

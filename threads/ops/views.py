@@ -1,4 +1,4 @@
-"""Operator pages (API.md §5): HTML doors that read through selectors and write through services."""
+"""Operator pages: HTML doors that read through selectors and write through services."""
 
 from __future__ import annotations
 
