@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 8  # concurrent clients
 REQUEST_TIMEOUT = 10  # seconds; a request that takes longer counts as a hang
 KEYS_PER_THREAD = 60  # distinct variables written per thread (the limit is 64)
-THREADS = 150  # a third for each test under load: at most 3,000 writes each
+THREADS = 600  # a third for each test under load: at most 12,000 writes each
 
 
 def pg_bin() -> Path | None:
