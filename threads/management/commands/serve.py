@@ -17,10 +17,12 @@ from granian.server import Server
 
 from ._common import OperatorCommand
 
-# One Python thread per worker process: the GIL runs one request's Python at a time anyway, and a
-# second thread only adds switching. Measured on a hot row: 4 blocking threads gave 0.73x the
-# requests per second of 1; Granian with 2 workers x 1 thread served 903-980 req/s where
-# gunicorn's best (4 sync workers) served 679.
+# One Python thread per worker process: the GIL runs one request's Python at a time anyway, and
+# more threads mostly add switching. Measured on a hot row: 4 blocking threads gave 0.73x the
+# requests per second of 1, and 2 threads 0.94x (1.05x over 200 threads, with more CPU per
+# request). Granian with 2 workers x 1 thread served 903-980 req/s where gunicorn's best (4 sync
+# workers) served 679; after the request path was trimmed, gunicorn with 2 gthread workers x 8
+# threads matched its throughput within the noise but spent 12% more CPU per request.
 BLOCKING_THREADS = 1
 # Connections waiting to be accepted; requests beyond what a worker runs at once wait in Granian
 # (its default backpressure: backlog / workers each), never in Python.
