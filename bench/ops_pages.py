@@ -5,7 +5,7 @@ prepare``: 1,000,000 threads in bench-main, 100,000 in bench-other):
     python bench/ops_pages.py REPEAT   # -> JSON on the last line
 
 It adds three history events a thread (created, two updates) if the database has none, signs in
-a staff operator of each organization, then loads every page below through gunicorn (DEBUG off,
+a staff operator of each organization, then loads every page below through `manage.py serve` (DEBUG off,
 the session cookie of a real login) ``REPEAT`` times each, alternating the two organizations, and
 reports p50/p99. In-process it counts each page's queries and ``EXPLAIN ANALYZE``s them: no
 ``Seq Scan`` on threads or events, no ``OFFSET`` on the operator list.
@@ -174,14 +174,7 @@ def main(repeat: int) -> list[dict]:
     port = free_port()
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
     server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "threads_project.wsgi",
-            "-c",
-            str(ROOT / "bench" / "gunicorn_conf.py"),
-            "-b",
-            f"127.0.0.1:{port}",
-        ],
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
         cwd=ROOT,
         env=env,
         start_new_session=True,
@@ -231,7 +224,7 @@ def main(repeat: int) -> list[dict]:
                 f"  {m['count']}  {m['plan_verdict']}"
             )
     finally:
-        stop(server, "gunicorn (ops pages)")
+        stop(server, "serve (ops pages)")
     return results
 
 

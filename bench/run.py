@@ -2,17 +2,17 @@
 
 Sections (``BENCH_SECTIONS=patch,list,memory``, all by default):
 
-- patch:  the service under gunicorn (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
+- patch:  the service under `manage.py serve` (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
           wrk with a merge PATCH of one metadata key, on one thread and on 1,000 threads; pgbench
           with the same jsonb UPDATE as the database's own limit; the LangGraph API server (the
           in-memory peer) under the same load in alternating A/B rounds.
 - list:   the list API's first page and a deep cursor page over 1,000,000 threads on PostgreSQL
           and 100,000 on SQLite, p50/p99 and the EXPLAIN plan of each query.
-- memory: a gunicorn worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
+- memory: a server worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
 - webhooks: PATCH throughput with 3 webhook endpoints against none, and the delivery worker's CPU
           per event and latency (bench/webhooks.py).
-- ops:    the operator list and the admin changelists (threads, events) through gunicorn, at
-          1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
+- ops:    the operator list and the admin changelists (threads, events) through ``manage.py serve``,
+          at 1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
 
 Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
 server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
@@ -147,20 +147,19 @@ def ensure_pg_database(name: str) -> None:
 # --- servers ----------------------------------------------------------------------------------
 
 @contextmanager
-def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
+def serve(database_url: str, key: str, extra_env: dict | None = None):
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
-         "-b", f"127.0.0.1:{port}"],
+        [str(BIN / "python"), "manage.py", "serve", "--port", str(port)],
         cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
-        stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
+        stdout=open(OUT / "serve.log", "a"), stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
         yield base, proc
     finally:
-        stop(proc, "gunicorn")
+        stop(proc, "serve")
 
 
 @contextmanager
@@ -304,12 +303,12 @@ def patch_section(info: dict) -> dict:
             files["peer-1"].write_text(peer_ids[0] + "\n")
             files["peer-1000"] = OUT / "peer-1000.ids"
             files["peer-1000"].write_text("\n".join(peer_ids) + "\n")
-        with gunicorn(database_url, info["key"]) as (base, server):
+        with serve(database_url, info["key"]) as (base, server):
             for mode in ("1", "1000"):
                 ab_rounds(mode, mode, base, server, peer, peer_pids)
         if HEALTH_CHECK_VARIANT:
             # The same 1,000-thread load with the per-request connection health check switched off.
-            with gunicorn(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
+            with serve(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
                 ab_rounds("1000", "1000-nohc", base, server, peer, peer_pids)
     return results
 
@@ -339,7 +338,7 @@ def memory_section(info: dict) -> dict:
     stride = max(1, THREADS // SPREAD)
     ids_file.write_text("\n".join(seed.thread_id("bench-main", stride * i) for i in range(SPREAD)) + "\n")
     samples: list[dict] = []
-    with gunicorn(database_url, info["key"]) as (base, proc):
+    with serve(database_url, info["key"]) as (base, proc):
         workers = children(proc.pid)
         done = threading.Event()
         total = {"requests": 0, "errors": 0}
@@ -406,11 +405,7 @@ def ops_section(database_url: str) -> list[dict]:
 
 SERVER_VERSION = """
 import importlib.metadata as m
-try:
-    parser = f"gunicorn_h1c {m.version('gunicorn_h1c')} (C)"
-except m.PackageNotFoundError:
-    parser = "Python (gunicorn_h1c not installed)"
-print(f"gunicorn {m.version('gunicorn')}, HTTP parser {parser}")
+print(f"granian {m.version('granian')} (WSGI)")
 """
 
 
@@ -433,7 +428,7 @@ def machine() -> dict:
     peer_python = BENCH_BIN / "python"
     peer = run([str(peer_python), "-m", "pip", "show", "langgraph-api"], 60).stdout if peer_python.exists() else ""
     peer_version = re.search(r"Version: (\S+)", peer)
-    server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "gunicorn"
+    server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "granian"
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(),
