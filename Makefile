@@ -1,12 +1,14 @@
-# `make run` serves the API on 127.0.0.1:$(PORT); `make test` runs the suite; `make bench` runs the
-# benchmark suite (bench/, about 15 minutes; `make bench BENCH_QUICK=1` for a short run).
+# `make run` serves the API on 127.0.0.1:$(PORT) for development; `make serve` runs the production
+# server there (`manage.py serve`: one worker per core unless WEB_CONCURRENCY says otherwise);
+# `make test` runs the suite; `make bench` runs the benchmark suite (bench/, about 15 minutes;
+# `make bench BENCH_QUICK=1` for a short run).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate clean bench
+.PHONY: run serve test lint migrate clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +22,9 @@ migrate: $(STAMP)
 run: migrate
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py seed_demo --first-run
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+serve: migrate
+	$(BIN)/python manage.py serve --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

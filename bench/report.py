@@ -132,8 +132,7 @@ def render(results: dict) -> str:
         f"| SQLite | {m['sqlite']} (WAL) |",
         f"| load generator | {m['wrk']}: 2 threads, {cfg['connections']} connections, {cfg['duration_s']} s a round |",
         f"| peer | {m['peer']} (`langgraph dev --no-reload --no-browser`, one-node graph, in memory) |",
-        f"| our server | {m.get('server', 'gunicorn')}, `-c bench/gunicorn_conf.py` (2 gthread workers x 8"
-        " threads), DEBUG off,"
+        f"| our server | {m.get('server', 'granian')}, `manage.py serve` (one worker per core), DEBUG off,"
         " PostgreSQL with persistent connections, API-key auth, history on, throttle on with a budget"
         " the load cannot reach |",
         "",
@@ -160,10 +159,28 @@ def render(results: dict) -> str:
                         f" (+{cfg['sqlite_threads'] // 10:,} in another)")):
         if key in results:
             out += _list(results[key], title)
+    if "ops" in results:
+        out += _ops(results["ops"], cfg)
     for key, title in (("list_pg", "PostgreSQL"), ("list_sqlite", "SQLite")):
         if key in results:
             out += _plans(results[key], title)
     return "\n".join(out) + "\n"
+
+
+def _ops(rows: list[dict], cfg: dict) -> list[str]:
+    """The operator list and the admin (bench/ops_pages.py): p50 under 150 ms at the large size,
+    at most 1.5x the small size's, no sequential scan."""
+    out = [f"## Operator pages and admin, PostgreSQL ({cfg['threads']:,} vs {cfg['other_threads']:,} threads)",
+           "", "Through `manage.py serve` with a staff operator's session; the list API's figures are above.", "",
+           f"| page | p50 {cfg['threads']:,} | p99 | p50 {cfg['other_threads']:,} | growth | queries | count shown |"
+           " plans | met |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m, o = r["main"], r["other"]
+        met = m["p50_ms"] < 150 and r["growth"] <= 1.5 and m["plan_ok"]
+        out.append(f"| {r['page']} | {m['p50_ms']:.1f} ms | {m['p99_ms']:.1f} ms | {o['p50_ms']:.1f} ms |"
+                   f" x{r['growth']:.2f} | {m['queries']} / {o['queries']} | {m['count']} | {m['plan_verdict']} |"
+                   f" {_met(met)} |")
+    return [*out, ""]
 
 
 def _targets(results: dict) -> list[str]:
@@ -318,7 +335,7 @@ def _patch(patch: dict, cfg: dict) -> list[str]:
            " a new value every time, so every request is a real change that bumps the version and writes"
            " a history event. `pgbench` runs the same merge as one jsonb `UPDATE` (bench/pgbench/patch.sql),"
            " with the same 16 connections, on the same rows: the database's own limit. \"CPU ms/req\" is the"
-           " server processes' own CPU time (user + system, from /proc) per request: ours the gunicorn"
+           " server processes' own CPU time (user + system, from /proc) per request: ours the server's"
            " workers (PostgreSQL's share not included), the peer its one process.",
            ""]
     if not patch.get("peer_available"):
@@ -352,7 +369,7 @@ def _cpu(run: dict) -> str:
 
 def _memory(mem: dict) -> list[str]:
     out = ["## Worker memory", "",
-           f"{mem['requests']:,} PATCH requests on 1,000 threads ({mem['errors']} errors); RSS of each gunicorn"
+           f"{mem['requests']:,} PATCH requests on 1,000 threads ({mem['errors']} errors); RSS of each server"
            " worker read from `/proc/<pid>/status` every 2 s. \"Warm\" is the first sample after 10% of the"
            " requests (imports, connection and caches settled).", "",
            "| worker | before the load MiB | warm MiB | final MiB | max MiB | growth warm to final |",

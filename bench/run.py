@@ -1,21 +1,23 @@
 """The benchmark suite (issue 7). ``make bench`` runs it; ``make bench BENCH_QUICK=1`` is a short run.
 
-Sections (``BENCH_SECTIONS=parity,patch,list,memory``, all by default):
+Sections (``BENCH_SECTIONS=parity,patch,list,memory,webhooks,ops``, all by default):
 
 - parity: issue 12's three cases over 5,000 threads against the in-memory peer, in alternating
           rounds: a PATCH on 200 threads in turn, a PATCH on one hot thread, and a list page of 20
           with one metadata filter (the peer: ``POST /threads/search``); pgbench on the same rows
-          and query as the database's limit; our server is ``manage.py serve``, and a variant runs
-          the 200-thread case under ``manage.py serve`` and gunicorn in alternating rounds.
-- patch:  the service under gunicorn (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
+          and query as the database's limit; a variant runs the 200-thread case under
+          ``manage.py serve`` and gunicorn in alternating rounds.
+- patch:  the service under `manage.py serve` (DEBUG off, PostgreSQL, API-key auth, history on) loaded by
           wrk with a merge PATCH of one metadata key, on one thread and on 1,000 threads; pgbench
           with the same jsonb UPDATE as the database's own limit; the LangGraph API server (the
           in-memory peer) under the same load in alternating A/B rounds.
 - list:   the list API's first page and a deep cursor page over 1,000,000 threads on PostgreSQL
           and 100,000 on SQLite, p50/p99 and the EXPLAIN plan of each query.
-- memory: a gunicorn worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
+- memory: a server worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
 - webhooks: PATCH throughput with 3 webhook endpoints against none, and the delivery worker's CPU
           per event and latency (bench/webhooks.py).
+- ops:    the operator list and the admin changelists (threads, events) through ``manage.py serve``,
+          at 1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
 
 Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
 server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
@@ -67,12 +69,16 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory,webhooks").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory,webhooks,ops").split(","))
+OPS_REPEAT = _int("BENCH_OPS_REPEAT", 15, 5)
 PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
 PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
 # `manage.py serve --workers`: one a core (the command's own default suits the machine too; the
 # bench names it so that RESULTS.md says what ran).
 WORKERS = _int("BENCH_WORKERS", os.cpu_count() or 2, os.cpu_count() or 2)
+# gunicorn's best configuration for the PATCH load measured here (4 sync workers, as issue 12's
+# figures): the variant's rounds compare `serve` with it.
+GUNICORN_ARGS = (os.environ.get("BENCH_GUNICORN_ARGS") or "--workers 4 --worker-class sync --log-level warning").split()
 PEER = os.environ.get("BENCH_PEER", "1") not in ("0", "")
 HEALTH_CHECK_VARIANT = os.environ.get("BENCH_HEALTH_CHECK_VARIANT", "1") not in ("0", "")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432").rstrip("/")
@@ -156,13 +162,31 @@ def ensure_pg_database(name: str) -> None:
 # --- servers ----------------------------------------------------------------------------------
 
 @contextmanager
-def gunicorn(database_url: str, key: str, extra_env: dict | None = None):
+def serve(database_url: str, key: str, extra_env: dict | None = None):
+    """``manage.py serve``, the production entry point, with ``WORKERS`` workers."""
     port = free_port()
-    exe = BIN / "gunicorn" if (BIN / "gunicorn").exists() else BENCH_BIN / "gunicorn"  # the [bench] extra
     proc = subprocess.Popen(
-        [str(exe), "threads_project.wsgi", "-c", str(HERE / "gunicorn_conf.py"),
-         "-b", f"127.0.0.1:{port}"],
+        [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(WORKERS)],
         cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
+        stdout=open(OUT / "serve.log", "a"), stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
+        yield base, proc
+    finally:
+        stop(proc, "serve")
+
+
+@contextmanager
+def gunicorn(database_url: str, key: str):
+    """gunicorn from the [bench] extra (.venv-bench), the server ``serve`` is compared with, in its
+    best configuration measured here: ``GUNICORN_ARGS``."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BENCH_BIN / "gunicorn"), "threads_project.wsgi", "-b", f"127.0.0.1:{port}", *GUNICORN_ARGS],
+        cwd=ROOT, env=django_env(database_url), start_new_session=True,
         stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
     )
     try:
@@ -338,43 +362,19 @@ def patch_section(info: dict) -> dict:
             files["peer-1"].write_text(peer_ids[0] + "\n")
             files["peer-1000"] = OUT / "peer-1000.ids"
             files["peer-1000"].write_text("\n".join(peer_ids) + "\n")
-        with gunicorn(database_url, info["key"]) as (base, server):
+        with serve(database_url, info["key"]) as (base, server):
             for mode in ("1", "1000"):
                 ab_rounds(mode, mode, base, server, peer, peer_pids)
         if HEALTH_CHECK_VARIANT:
             # The same 1,000-thread load with the per-request connection health check switched off.
-            with gunicorn(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
+            with serve(database_url, info["key"], {"DATABASE_CONN_HEALTH_CHECKS": "0"}) as (base, server):
                 ab_rounds("1000", "1000-nohc", base, server, peer, peer_pids)
     return results
 
 
 # --- parity (issue 12) ---------------------------------------------------------------------------
 
-SERVE_COMMAND = ROOT / "threads" / "management" / "commands" / "serve.py"
 HOT, SPREAD_200, LIST = "hot", "200", "list"
-
-
-@contextmanager
-def serve(database_url: str, key: str):
-    """``manage.py serve`` with ``WORKERS`` workers, as production runs it (gunicorn stands in
-    for it, with a note, in a tree that does not have the command)."""
-    if not SERVE_COMMAND.exists():
-        log("manage.py serve is not in this tree: gunicorn (bench/gunicorn_conf.py) stands in for it")
-        with gunicorn(database_url, key) as (base, proc):
-            yield base, proc, "gunicorn (stand-in: no manage.py serve)"
-        return
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)],
-        cwd=ROOT, env=django_env(database_url), start_new_session=True,
-        stdout=open(OUT / "serve.log", "a"), stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
-        yield base, proc, f"manage.py serve --workers {WORKERS}"
-    finally:
-        stop(proc, "manage.py serve")
 
 
 def tree(pid: int) -> list[int]:
@@ -458,8 +458,8 @@ def parity_section() -> dict:
                 return lambda d: wrk_run(peer, "list.lua", ["peer", str(seed.BUCKETS)], d, cpu_of)
             return lambda d: wrk_run(peer, "patch.lua", [str(files[f"peer-{case}"]), "/threads/", ""], d, cpu_of)
 
-        with serve(database_url, info["key"]) as (base, proc, server):
-            results["server"] = server
+        with serve(database_url, info["key"]) as (base, proc):
+            results["server"] = f"manage.py serve --workers {WORKERS}"
             for case in (SPREAD_200, HOT, LIST):
                 vacuum(database)
                 loads = {"ours": ours(base, proc, case)}
@@ -475,11 +475,11 @@ def parity_section() -> dict:
                                      database)
                 log(f"  parity {case}, pgbench: {db['tps']:.0f} tps")
                 results["cases"][case] = {"rounds": rounds, "pgbench": db}
-    if SERVE_COMMAND.exists():
+    if (BENCH_BIN / "gunicorn").exists():
         # The same 200-thread load under both servers, in alternating rounds.
         vacuum(database)
-        with serve(database_url, info["key"]) as (base, proc, _), gunicorn(database_url, info["key"]) as (gbase, gproc):
-            results["gunicorn"] = "-c bench/gunicorn_conf.py"
+        with serve(database_url, info["key"]) as (base, proc), gunicorn(database_url, info["key"]) as (gbase, gproc):
+            results["gunicorn"] = " ".join(GUNICORN_ARGS)
             results["variant"] = alternate("serve vs gunicorn", {
                 "serve": ours(base, proc, SPREAD_200), "gunicorn": ours(gbase, gproc, SPREAD_200),
             })
@@ -511,7 +511,7 @@ def memory_section(info: dict) -> dict:
     stride = max(1, THREADS // SPREAD)
     ids_file.write_text("\n".join(seed.thread_id("bench-main", stride * i) for i in range(SPREAD)) + "\n")
     samples: list[dict] = []
-    with gunicorn(database_url, info["key"]) as (base, proc):
+    with serve(database_url, info["key"]) as (base, proc):
         workers = children(proc.pid)
         done = threading.Event()
         total = {"requests": 0, "errors": 0}
@@ -565,15 +565,20 @@ def list_section(database_url: str, main: int, key: str) -> list[dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def ops_section(database_url: str) -> list[dict]:
+    proc = run([sys.executable, str(HERE / "ops_pages.py"), str(OPS_REPEAT)], timeout=3600,
+               env=django_env(database_url))
+    sys.stderr.write(proc.stderr[-8000:])
+    if proc.returncode:
+        raise RuntimeError("operator pages timing failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 # --- report -----------------------------------------------------------------------------------
 
 SERVER_VERSION = """
 import importlib.metadata as m
-try:
-    parser = f"gunicorn_h1c {m.version('gunicorn_h1c')} (C)"
-except m.PackageNotFoundError:
-    parser = "Python (gunicorn_h1c not installed)"
-print(f"gunicorn {m.version('gunicorn')}, HTTP parser {parser}")
+print(f"granian {m.version('granian')} (WSGI)")
 """
 
 
@@ -596,7 +601,7 @@ def machine() -> dict:
     peer_python = BENCH_BIN / "python"
     peer = run([str(peer_python), "-m", "pip", "show", "langgraph-api"], 60).stdout if peer_python.exists() else ""
     peer_version = re.search(r"Version: (\S+)", peer)
-    server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "gunicorn"
+    server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "granian"
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
         "kernel": platform.release(), "python": platform.python_version(),
@@ -624,7 +629,7 @@ def main() -> None:
     if "parity" in SECTIONS:
         log("parity with the peer (issue 12)")
         results["parity"] = parity_section()
-    if SECTIONS & {"patch", "memory", "list", "webhooks"}:
+    if SECTIONS & {"patch", "memory", "list", "webhooks", "ops"}:
         ensure_pg_database(PG_DB)
         log(f"preparing PostgreSQL {PG_DB}: {THREADS:,} + {OTHER_THREADS:,} threads")
         info = prepare(f"{PG}/{PG_DB}", THREADS, OTHER_THREADS)
@@ -649,6 +654,9 @@ def main() -> None:
         results["sqlite_seed_seconds"] = sqlite_info["seed_seconds"]
         log("list over SQLite")
         results["list_sqlite"] = list_section(sqlite_url, SQLITE_THREADS, sqlite_info["key"])
+    if "ops" in SECTIONS:
+        log("operator pages and admin over PostgreSQL")
+        results["ops"] = ops_section(f"{PG}/{PG_DB}")
     results["machine"]["load_after"] = os.getloadavg()
     results["elapsed_s"] = round(time.monotonic() - started)
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))

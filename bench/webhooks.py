@@ -85,7 +85,7 @@ def section(run, info: dict) -> dict:
     receiver = Receiver()
     results: dict = {"rounds": []}
     try:
-        with run.gunicorn(database_url, info["key"]) as (base, server):
+        with run.serve(database_url, info["key"]) as (base, server):
             pids = run.children(server.pid)
             run.wrk(base, "/api/v1/threads/", ids_file, info["key"], 3)  # warm-up
             for r in range(run.ROUNDS):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from threads.keys import hash_api_key
 from threads.models import ApiKey, Event, Thread
@@ -218,3 +221,65 @@ def test_staff_see_only_their_organization(client, org, other_org, member, threa
     assert threads.status_code == 200 and "Theirs" not in threads.text
     assert str(thread.pk) in events.text  # a deleted thread's history stays readable
     assert str(theirs.pk) not in events.text
+
+
+def changelist_queries(client, url, params=None):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, params or {})
+    assert response.status_code == 200
+    return response, len(queries)
+
+
+@pytest.mark.parametrize("params", [{}, {"q": "t1"}, {"project_id": "p1"}, {"o": "-10"}, {"p": "2"}])
+def test_a_changelist_costs_the_same_queries_at_any_size(admin_client, org, params):
+    Thread.objects.bulk_create([Thread(organization=org, title=f"t{i}", project_id="p1") for i in range(150)])
+    _, small = changelist_queries(admin_client, "/admin/threads/thread/", params)
+    Thread.objects.bulk_create([Thread(organization=org, title=f"t{i}", project_id="p1") for i in range(1000)])
+    response, large = changelist_queries(admin_client, "/admin/threads/thread/", params)
+
+    assert small <= large <= small + 1  # + the planner's estimate past 1,000 rows
+    assert "SELECT DISTINCT" not in str(response.context["cl"].queryset.query)
+    assert len(response.context["cl"].result_list) == 50
+
+
+def test_the_project_filter_is_a_text_box_and_matches_exactly(admin_client, org):
+    thread_create(org=org, actor=ACTOR, data={"title": "In p1", "projectId": "p1"})
+    thread_create(org=org, actor=ACTOR, data={"title": "In p10", "projectId": "p10"})
+
+    response = admin_client.get("/admin/threads/thread/", {"project_id": "p1"})
+
+    assert 'name="project_id" value="p1"' in response.text
+    assert "In p1<" in response.text and "In p10" not in response.text
+
+
+def test_search_matches_title_words_or_exact_ids(admin_client, org):
+    thread_create(org=org, actor=ACTOR, data={"title": "Refund request", "userId": "u-7"})
+    thread_create(org=org, actor=ACTOR, data={"title": "Other", "projectId": "proj-7"})
+
+    assert "Refund request" in admin_client.get("/admin/threads/thread/", {"q": "refund"}).text
+    by_user = admin_client.get("/admin/threads/thread/", {"q": "u-7"}).text
+    assert "Refund request" in by_user and "Other<" not in by_user
+    assert "Other" in admin_client.get("/admin/threads/thread/", {"q": "proj-7"}).text
+    assert "Other<" not in admin_client.get("/admin/threads/thread/", {"q": "proj"}).text
+
+
+def test_filtered_by_creation_date_the_newest_created_come_first(admin_client, org):
+    old, new = (thread_create(org=org, actor=ACTOR, data={"title": t}) for t in ("old", "new"))
+    Thread.objects.filter(pk=old.pk).update(updated_at=new.updated_at + timedelta(hours=1))
+
+    since = (new.created_at - timedelta(days=1)).isoformat()
+    response = admin_client.get("/admin/threads/thread/", {"created_at__gte": since})
+
+    assert [t.title for t in response.context["cl"].result_list] == ["new", "old"]
+
+
+def test_only_indexed_columns_sort(admin_client, org):
+    thread_create(org=org, actor=ACTOR, data={"title": "b", "projectId": "z"})
+    thread_create(org=org, actor=ACTOR, data={"title": "a", "projectId": "y"})
+
+    by_title = admin_client.get("/admin/threads/thread/", {"o": "0"}).context["cl"]
+    by_project = admin_client.get("/admin/threads/thread/", {"o": "3"})
+    cl = by_project.context["cl"]
+
+    assert [t.title for t in by_title.result_list] == ["a", "b"]
+    assert cl.get_ordering(by_project.wsgi_request, cl.root_queryset) == ["organization", "-updated_at", "-id"]

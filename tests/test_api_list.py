@@ -1,6 +1,8 @@
 """The thread list: every filter of the reference, ordering, keyset paging, the limit cap and a
 constant query count."""
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -123,9 +125,19 @@ def test_limit_defaults_to_20_and_is_capped_at_100(api, org):
     assert len(ids(api.get("/api/v1/threads", {"limit": 500}))) == 100
 
 
-def test_an_invalid_cursor_is_400(api, three):
-    response = api.get("/api/v1/threads", {"cursor": "not-a-cursor"})
-    assert response.status_code == 400 and response.json()["error"]["param"] == "cursor"
+@pytest.mark.parametrize("payload", [
+    {"v": {"t": "yesterday"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},
+    {"v": {"t": "2025-01-01T00:00:00+00:00"}, "k": "not-a-uuid"},
+    {"v": {"t": "2025-01-01T00:00:00"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # no time zone
+    {"v": None, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # createdAt is never NULL
+    {"v": [1], "k": "7d9f3c2e-0000-4000-8000-000000000000"},
+    ["v", "k"],
+])
+def test_an_invalid_cursor_is_400(api, three, payload):
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+    for cursor in ("not-a-cursor", forged):
+        response = api.get("/api/v1/threads", {"cursor": cursor})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "cursor"
 
 
 def test_the_query_count_of_a_page_does_not_grow_with_its_size(api, org):

@@ -1,8 +1,9 @@
-"""Fault survival: concurrent PATCH load against gunicorn with production settings, while
-PostgreSQL is restarted (immediate stop: a crash, then recovery) and while gunicorn workers are
-killed with SIGKILL. The service must answer every request with a 200 or the error envelope
-(503 while the database is away; a killed worker's in-flight requests may lose their connection),
-never hang, recover by itself, and keep every write it acknowledged with a 200.
+"""Fault survival: concurrent PATCH load against ``manage.py serve`` with production settings,
+while PostgreSQL is restarted (immediate stop: a crash, then recovery), while its connections are
+killed (``pg_terminate_backend``) and while the server's workers are killed with SIGKILL. The
+service must answer every request with a 200 or the error envelope (503 while the database is
+away; a killed worker's in-flight requests may lose their connection), never hang, recover by
+itself, and keep every write it acknowledged with a 200.
 
 The test makes its own PostgreSQL cluster in a temporary directory on a free port (so the
 machine's cluster on 5432 is not touched), runs it as the ``postgres`` OS user when we are root,
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = 8  # concurrent clients
 REQUEST_TIMEOUT = 10  # seconds; a request that takes longer counts as a hang
 KEYS_PER_THREAD = 60  # distinct variables written per thread (the limit is 64)
-THREADS = 150  # half for each test: at most 4,500 writes each
+THREADS = 600  # a third for each test under load: at most 12,000 writes each
 
 
 def pg_bin() -> Path | None:
@@ -71,22 +72,55 @@ class Cluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
 
     def _run(self, tool: str, *args: str, timeout: float = 60) -> None:
-        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True, capture_output=True,
-                       timeout=timeout, cwd=self.root)
+        subprocess.run(
+            [*self.as_user, str(self.bin / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         self.start()
-        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                        "faults"], check=True, capture_output=True, timeout=30)
+        subprocess.run(
+            [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "faults"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30",
-                  "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def terminate_connections(self) -> int:
+        """Kill every server process of the service's database (as an operator or a failover would)."""
+        killed = subprocess.run(
+            [
+                str(self.bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-Atc",
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'faults'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return int(killed.stdout.strip())
 
     def destroy(self) -> None:
         try:
@@ -100,25 +134,28 @@ class Cluster:
         return f"postgres://postgres@127.0.0.1:{self.port}/faults"
 
 
-class Gunicorn:
+class Serve:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self.log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "threads_project.wsgi", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "2", "--threads", "4", "--timeout", "20", "--graceful-timeout", "3"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--workers", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}; see {log}")
+                raise RuntimeError(f"serve exited with {self.proc.returncode}; see {log}")
             if call(self.base, "", "GET", "/api/v1/threads")[0] == 401 and len(self.workers()) == 2:
                 return
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start within 30 s")
+        raise RuntimeError("serve did not start within 30 s")
 
     def workers(self) -> list[int]:
         try:
@@ -145,7 +182,9 @@ class Gunicorn:
 def call(base: str, key: str, method: str, path: str, body=None) -> tuple[int | str, object]:
     """(status, JSON body), or (exception name, None) when no HTTP answer came."""
     request = urllib.request.Request(
-        base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     try:
@@ -193,8 +232,9 @@ class Load:
             # Consecutive requests go to different threads: the load is not one row lock's queue.
             thread_id, key = self.thread_ids[n % len(self.thread_ids)], f"k{n}"
             started = time.monotonic()
-            outcome, body = call(self.base, self.api_key, "PATCH", f"/api/v1/threads/{thread_id}",
-                                 {"variables": {key: f"v{n}"}})
+            outcome, body = call(
+                self.base, self.api_key, "PATCH", f"/api/v1/threads/{thread_id}", {"variables": {key: f"v{n}"}}
+            )
             self.results.append(Result(started, time.monotonic() - started, thread_id, key, outcome, body))
             if not isinstance(outcome, int) or outcome == 503:
                 # No answer, or "unavailable": back off as a client would, rather than spin through
@@ -224,14 +264,14 @@ class Load:
 @dataclass
 class Service:
     cluster: Cluster
-    server: Gunicorn
+    server: Serve
     api_key: str
     thread_ids: list[str]
 
-    def load(self, half: int) -> Load:
-        """Load on one half of the threads: each test writes to its own."""
-        size = len(self.thread_ids) // 2
-        return Load(self.server.base, self.api_key, self.thread_ids[half * size:(half + 1) * size])
+    def load(self, part: int) -> Load:
+        """Load on one third of the threads: each test writes to its own."""
+        size = len(self.thread_ids) // 3
+        return Load(self.server.base, self.api_key, self.thread_ids[part * size : (part + 1) * size])
 
 
 @pytest.fixture(scope="module")
@@ -250,16 +290,27 @@ def service(tmp_path_factory):
         cluster.init()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "THROTTLE_"))},
-            "DATABASE_URL": cluster.url, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "THROTTLE_API_KEY": "", "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": cluster.url,
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "THROTTLE_API_KEY": "",
+            "LOG_LEVEL": "WARNING",
         }
         manage = [sys.executable, "manage.py"]
         for command in (["migrate", "--noinput"], ["create_org", "faults"]):
             subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
-        created = subprocess.run([*manage, "create_api_key", "--org", "faults"], cwd=ROOT, env=env, check=True,
-                                 capture_output=True, text=True, timeout=60)
+        created = subprocess.run(
+            [*manage, "create_api_key", "--org", "faults"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         api_key = created.stdout.strip().splitlines()[-1]
-        server = Gunicorn(env, tmp_path_factory.mktemp("faults") / "gunicorn.log")
+        server = Serve(env, tmp_path_factory.mktemp("faults") / "serve.log")
         thread_ids = []
         for _ in range(THREADS):
             status, body = call(server.base, api_key, "POST", "/api/v1/threads", {"title": "faults"})
@@ -283,10 +334,7 @@ def stored_variables(service: Service) -> dict[str, dict]:
 
 def lost_writes(service: Service, results: list[Result]) -> list[Result]:
     stored = stored_variables(service)
-    return [
-        r for r in results
-        if r.outcome == 200 and stored[r.thread_id].get(r.key) != f"v{r.key[1:]}"
-    ]
+    return [r for r in results if r.outcome == 200 and stored[r.thread_id].get(r.key) != f"v{r.key[1:]}"]
 
 
 def is_envelope(body: object, code: str) -> bool:
@@ -294,13 +342,15 @@ def is_envelope(body: object, code: str) -> bool:
 
 
 def test_a_chunked_body_is_refused_by_the_real_server(service):
-    """gunicorn accepts chunked bodies but Django reads Content-Length bytes only: the service
+    """The server accepts chunked bodies but Django reads Content-Length bytes only: the service
     must refuse one (411), not answer 200 to a PATCH it took for empty."""
     thread_id = service.thread_ids[0]
     connection = http.client.HTTPConnection("127.0.0.1", service.server.port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request(
-            "PATCH", f"/api/v1/threads/{thread_id}", body=iter([b'{"title": ', b'"chunked"}']),
+            "PATCH",
+            f"/api/v1/threads/{thread_id}",
+            body=iter([b'{"title": ', b'"chunked"}']),
             headers={"Authorization": f"Bearer {service.api_key}", "Content-Type": "application/json"},
             encode_chunked=True,
         )
@@ -343,13 +393,13 @@ def test_a_postgresql_restart_mid_load_is_503_then_recovers_and_loses_no_write(s
     assert acknowledged > 0 and lost == []
 
 
-def test_killing_gunicorn_workers_mid_load_loses_no_acknowledged_write(service, figures):
+def test_killing_workers_mid_load_loses_no_acknowledged_write(service, figures):
     kills = []
     with service.load(1) as load:
         for _ in range(2):
             time.sleep(2)
             workers = service.server.workers()
-            assert workers, "gunicorn has no workers"
+            assert workers, "the server has no workers"
             os.kill(workers[0], signal.SIGKILL)
             kills.append(time.monotonic())
         time.sleep(1)
@@ -367,8 +417,8 @@ def test_killing_gunicorn_workers_mid_load_loses_no_acknowledged_write(service, 
         f"{len(dropped)} connections dropped by a dying worker, writes lost: {len(lost)}"
     )
 
-    assert service.server.proc.poll() is None, "the gunicorn master died"
-    assert len(service.server.workers()) == 2, "gunicorn did not replace the killed workers"
+    assert service.server.proc.poll() is None, "the server's main process died"
+    assert len(service.server.workers()) == 2, "the server did not replace the killed workers"
     assert {r.outcome for r in results if isinstance(r.outcome, int)} == {200}
     assert len(dropped) <= CLIENTS * len(kills), [r.outcome for r in dropped]
     assert max(r.elapsed for r in results) < REQUEST_TIMEOUT
@@ -376,3 +426,29 @@ def test_killing_gunicorn_workers_mid_load_loses_no_acknowledged_write(service, 
     assert {r.outcome for r in results if r.started >= kills[-1] + 3} == {200}
     assert acknowledged > 0 and lost == []
 
+
+def test_killed_database_connections_are_replaced_at_once_and_lose_no_write(service, figures):
+    """Each worker notices that its connection was closed before it sends the next query (a poll of
+    the socket, no round trip) and opens a new one: only a request caught mid-query gets a 503."""
+    with service.load(2) as load:
+        time.sleep(2)
+        killed = service.cluster.terminate_connections()
+        moment = time.monotonic()
+        recovered = load.first_200_after(moment, timeout=10)
+        time.sleep(2)
+    results = load.results
+    unavailable = [r for r in results if r.outcome == 503]
+    lost = lost_writes(service, results)
+    acknowledged = sum(r.outcome == 200 for r in results)
+    figures["faults: connections killed"] = (
+        f"{killed} connections terminated, {len(results)} requests, {acknowledged} acknowledged writes, "
+        f"{len(unavailable)} answered 503, writes lost: {len(lost)}"
+    )
+
+    assert killed >= 1
+    assert {r.outcome for r in results} <= {200, 503}, sorted(map(str, {r.outcome for r in results}))
+    assert all(is_envelope(r.body, "service_unavailable") for r in unavailable)
+    assert len(unavailable) <= killed  # at most the request each killed connection was running
+    assert recovered is not None and recovered - moment < 2
+    assert {r.outcome for r in results if r.started >= moment + 1} == {200}
+    assert acknowledged > 0 and lost == []

@@ -87,7 +87,9 @@ def test_filters_by_thread_and_by_action_and_the_filtered_cursor_moves_on(api, o
     events, _ = drain(api, threadId=str(two.pk))
     assert [(e["threadId"], e["version"]) for e in events] == [(str(two.pk), 1), (str(two.pk), 2)]
     status, body = call(api, "/api/v1/events", {"action": ["created", "deleted"]})
-    assert [(e["threadId"], e["action"]) for e in body["results"]] == [(str(one.pk), "created"), (str(two.pk), "created")]
+    assert [(e["threadId"], e["action"]) for e in body["results"]] == [
+        (str(one.pk), "created"), (str(two.pk), "created"),
+    ]
 
     # A reader of one action is not handed the same unmatched events again on its next poll.
     cursor = body["nextCursor"]
@@ -116,7 +118,9 @@ def test_a_limit_above_the_maximum_is_the_maximum(api, org):
     assert status == 200 and body["results"] == []
 
 
-def test_every_reading_credential_may_read_the_feed_and_a_chat_token_may_not(org, reader, viewer_api, member_api, thread):
+def test_every_reading_credential_may_read_the_feed_and_a_chat_token_may_not(
+    org, reader, viewer_api, member_api, thread
+):
     for client in (reader, viewer_api, member_api):
         status, body = call(client, "/api/v1/events")
         assert status == 200 and [e["threadId"] for e in body["results"]] == [str(thread.pk)]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from threads.filters import ORDERINGS
 from threads.models import Event, Thread
+from threads.ops import views
 from threads.services import message_add, thread_create, thread_update
 
 from .conftest import ACTOR, make_user
@@ -182,16 +189,69 @@ def test_the_default_order_is_most_recently_updated_first(mia, org):
     assert 'href="?ordering=title"' in mia.get(LIST).text
 
 
-def test_fifty_rows_a_page_with_page_links(mia, org):
+def link(response, rel: str) -> str | None:
+    found = re.search(rf'<a href="([^"]*)" rel="{rel}">', response.text)
+    return found and html.unescape(found.group(1))
+
+
+def test_fifty_rows_a_page_with_next_and_previous_links(mia, org):
     for i in range(55):
         make(org, title=f"t{i:02d}")
 
     first = mia.get(LIST, {"ordering": "title", "search": "t"})
-    second = mia.get(LIST, {"ordering": "title", "search": "t", "page": 2})
+    second = mia.get(LIST + link(first, "next"))
+    back = mia.get(LIST + link(second, "prev"))
 
     assert len(titles(first)) == 50 and titles(second) == [f"t{i}" for i in range(50, 55)]
-    assert "55 threads" in first.text and "page 1 of 2" in first.text
-    assert 'href="?ordering=title&amp;search=t&amp;page=2"' in first.text
+    assert "55 threads" in first.text and link(first, "prev") is None and link(second, "next") is None
+    assert link(first, "next").startswith("?ordering=title&search=t&cursor=")
+    assert 'rel="next">Next ›</a>' in first.text and "« First" in second.text
+    assert titles(back) == titles(first)
+
+
+def test_along_a_date_the_links_say_newer_and_older(mia, org):
+    for i in range(51):
+        make(org, title=f"t{i}")
+
+    assert 'rel="next">Older ›</a>' in mia.get(LIST).text
+    assert 'rel="next">Newer ›</a>' in mia.get(LIST, {"ordering": "createdAt"}).text
+
+
+@pytest.mark.parametrize("ordering", [f"{sign}{name}" for name in ORDERINGS for sign in ("", "-")])
+def test_every_ordering_walks_every_row_once_forwards_and_back(mia, org, monkeypatch, ordering):
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    made = [make(org, title=f"t{i % 3}") for i in range(7)]
+    for count, thread in enumerate(made[:4]):  # some with messages and activity, the rest NULL
+        for _ in range(count % 2 + 1):
+            message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "x"})
+    pages, response = [], mia.get(LIST, {"ordering": ordering})
+    while True:
+        pages.append([t.pk for t in response.context["page"]])
+        if not link(response, "next"):
+            break
+        response = mia.get(LIST + link(response, "next"))
+    walked = [pk for rows in pages for pk in rows]
+    for rows in reversed(pages[:-1]):
+        response = mia.get(LIST + link(response, "prev"))
+        assert [t.pk for t in response.context["page"]] == rows
+    assert link(response, "prev") is None
+
+    field = ORDERINGS[ordering.lstrip("-")]
+    stored = {t.pk: t for t in Thread.objects.all()}
+    key = [(getattr(stored[pk], field) is None, getattr(stored[pk], field), pk) for pk in walked]
+    assert sorted(walked) == sorted(t.pk for t in made) and len(pages) == 4
+    present = [k[1:] for k in key if not k[0]]
+    assert present == sorted(present, reverse=ordering.startswith("-"))
+    assert [k[0] for k in key] == sorted(k[0] for k in key)  # NULLs last
+
+
+def test_a_made_up_cursor_is_an_error_on_the_page(mia, org):
+    make(org, title="a")
+    forged = base64.urlsafe_b64encode(json.dumps({"v": "not a date", "k": "x"}).encode()).decode()
+
+    for cursor in ("garbage", forged):
+        response = mia.get(LIST, {"cursor": cursor})
+        assert response.status_code == 400 and "The cursor is not valid." in response.text
 
 
 def test_a_list_page_costs_the_same_queries_for_5_and_50_rows(mia, org):
@@ -506,3 +566,20 @@ def test_a_viewer_of_another_org_cannot_see_our_threads(client, other_org, threa
 
     assert client.get(page(thread)).status_code == 404
     assert titles(client.get(LIST)) == []
+
+
+def test_past_a_thousand_rows_the_count_is_an_estimate_and_the_queries_stay_few(mia, org):
+    def load(**params):
+        with CaptureQueriesContext(connection) as queries:
+            response = mia.get(LIST, params)
+        return response, len(queries)
+
+    Thread.objects.bulk_create([Thread(organization=org, title=f"t{i}") for i in range(5)])
+    small, small_queries = load()
+    Thread.objects.bulk_create([Thread(organization=org, title=f"u{i}") for i in range(1000)])
+    large, large_queries = load()
+
+    assert small.context["count"].exact and "5 threads" in small.text
+    assert not large.context["count"].exact and large.context["count"].value >= 1001
+    assert re.search(r"(about|more than) 1,0\d\d threads", large.text)
+    assert small_queries <= large_queries <= small_queries + 1  # + the planner's estimate

@@ -50,8 +50,9 @@ def test_users_are_limited_too(member_api, thread):
 @override_settings(THROTTLE_RATES=LOW)
 def test_login_attempts_are_limited_per_address(member, client):
     def attempt():
-        return client.post("/api/v1/auth/token", {"username": "mia", "password": "wrong"},
-                           content_type="application/json").status_code
+        return client.post(
+            "/api/v1/auth/token", {"username": "mia", "password": "wrong"}, content_type="application/json"
+        ).status_code
 
     assert [attempt(), attempt(), attempt()] == [401, 401, 429]
 
@@ -59,8 +60,13 @@ def test_login_attempts_are_limited_per_address(member, client):
 @pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")
 @override_settings(
     THROTTLE_RATES=LOW,
-    CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                        "LOCATION": "redis://127.0.0.1:6379/15", "KEY_PREFIX": "threads-test"}},
+    CACHES={
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_PREFIX": "threads-test",
+        }
+    },
 )
 def test_counters_are_shared_through_redis(api, thread):
     from django.core.cache import cache
@@ -68,4 +74,26 @@ def test_counters_are_shared_through_redis(api, thread):
     cache.clear()
     assert [api.get(url(thread)).status_code for _ in range(4)] == [200, 200, 200, 429]
     assert any(k for k in cache._cache.get_client().keys("threads-test:*throttle*"))
+    cache.clear()
+
+
+@pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")
+@override_settings(
+    THROTTLE_RATES=LOW,
+    CACHES={
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/15",
+            "KEY_PREFIX": "threads-test-ttl",
+        }
+    },
+)
+def test_a_redis_counter_expires_after_its_window(api, thread):
+    from django.core.cache import cache
+
+    cache.clear()
+    assert api.get(url(thread)).status_code == 200
+    client = cache._cache.get_client()
+    [key] = client.keys("threads-test-ttl:*throttle*")
+    assert int(client.get(key)) == 1 and 0 < client.ttl(key) <= 61
     cache.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from . import merge
@@ -151,12 +151,3 @@ def ordering_fields(value: str) -> list[tuple[str, bool]]:
     field = ORDERINGS[value.lstrip("-")]
     return [(field, descending), ("id", descending)]
 
-
-def order_queryset(queryset: QuerySet, value: str) -> QuerySet:
-    def term(field: str, desc: bool):
-        # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep PostgreSQL from
-        # reading the order off the (organization, field, id) index.
-        nulls = {"nulls_last": True} if queryset.model._meta.get_field(field).null else {}
-        return F(field).desc(**nulls) if desc else F(field).asc(**nulls)
-
-    return queryset.order_by(*[term(f, desc) for f, desc in ordering_fields(value)])

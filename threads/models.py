@@ -67,7 +67,10 @@ class ApiKey(models.Model):
 
 class Thread(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="threads")
+    # Every index below starts with the organization: one on it alone would only cost writes.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="threads", db_index=False
+    )
     title = models.CharField(max_length=256, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=dict, blank=True)
@@ -93,6 +96,22 @@ class Thread(models.Model):
                 fields=["organization", "-last_activity_at", "-id"], name="thread_org_activity"
             ),
             models.Index(fields=["organization", "title", "id"], name="thread_org_title"),
+            models.Index(
+                fields=["organization", "-message_count", "-id"], name="thread_org_messages"
+            ),
+            # Filters on a flag few threads have, in the lists' default order (the operator list
+            # hides archived threads): partial, so only the hidden, inactive or pinned rows pay
+            # for them on a write.
+            *[
+                models.Index(
+                    fields=["organization", "is_archived", "-updated_at", "-id"], name=name, condition=flag
+                )
+                for name, flag in (
+                    ("thread_org_hidden", models.Q(visible_in_ui=False)),
+                    ("thread_org_inactive", models.Q(is_active=False)),
+                    ("thread_org_pinned", models.Q(is_pinned=True)),
+                )
+            ],
             models.Index(
                 fields=["organization", "is_archived", "-created_at"], name="thread_org_archived"
             ),
@@ -143,7 +162,10 @@ class Event(models.Model):
         COMMAND = "command", "command"
 
     id = models.BigAutoField(primary_key=True)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="events")
+    # Indexed with the id below (an organization's history newest first), not on its own.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     thread_id = models.UUIDField(db_index=False)
     action = models.CharField(max_length=16, choices=Action.choices)
     version = models.PositiveIntegerField()
@@ -162,6 +184,7 @@ class Event(models.Model):
         ]
         indexes = [
             models.Index(fields=["thread_id", "-id"], name="event_thread_newest"),
+            models.Index(fields=["organization", "-id"], name="event_org_newest"),
             models.Index(fields=["organization", "txid", "id"], name="event_feed"),
         ]
 

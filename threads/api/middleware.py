@@ -8,7 +8,7 @@ from ..errors import ThreadError
 
 class BodySizeLimitMiddleware:
     """Refuse a request body over ``MAX_BODY_BYTES`` before anything reads it (413), and a
-    chunked body (411): Django reads only ``Content-Length`` bytes, so behind gunicorn a chunked
+    chunked body (411): Django reads only ``Content-Length`` bytes, so behind a WSGI server a chunked
     PATCH would be taken for an empty one and answered 200 without writing anything."""
 
     def __init__(self, get_response):

@@ -2,7 +2,10 @@
 
 DRF's own CursorPagination keys on one field and falls back to offsets within ties, and loses
 rows whose ordering field is NULL. This keys on ``(field, id)`` with NULLs last, so every page
-is one indexed range query whatever its depth.
+is one indexed range query whatever its depth: ``(field, id) < (value, key)`` (a row-value
+comparison on PostgreSQL, which the ``(organization, field, id)`` index serves as its range).
+A nullable field's NULLs are a second range, read only when a page reaches them. The operator
+list uses the same class with its own page size and links.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import F, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.http import HttpResponse
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
@@ -32,9 +37,15 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict) and "t" in value:
-        return datetime.fromisoformat(value["t"])
+def _typed(field, value: Any) -> Any:
+    """A cursor's value as the column's type (ValidationError or ValueError when it is not)."""
+    if value is None:
+        return None
+    if isinstance(value, (dict, list, bool)):
+        raise ValueError
+    value = field.to_python(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError
     return value
 
 
@@ -52,22 +63,27 @@ def parse_limit(raw: str | None, default: int, maximum: int) -> int:
 
 
 class KeysetPagination:
-    def __init__(self, ordering: list[tuple[str, bool]]) -> None:
+    def __init__(self, ordering: list[tuple[str, bool]], limit: int | None = None) -> None:
         # [(field, descending), ("id", descending)]: the last field is unique.
         (self.field, self.desc), (self.tiebreak, _) = ordering
+        self.fixed_limit = limit
 
     def paginate(self, queryset: QuerySet, request, values: dict | None = None) -> list:
         """The page's rows: model instances, or with ``values`` (name -> expression) dicts of
         those expressions and the ordering fields."""
         self.request = request
-        self.limit = self._limit(request)
-        position, self.backwards = self._cursor(request)
-        nullable = self.nullable = queryset.model._meta.get_field(self.field).null
-        if position is not None:
-            queryset = queryset.filter(self._beyond(position, nullable))
+        self.params = getattr(request, "query_params", request.GET)
+        self.limit = self.fixed_limit or self._limit()
+        self.model_field = queryset.model._meta.get_field(self.field)
+        self.key_field = queryset.model._meta.get_field(self.tiebreak)
+        position, self.backwards = self._cursor()
         if values is not None:
             queryset = queryset.values(self.field, self.tiebreak, **values)
-        rows = list(queryset.order_by(*self._order(self.backwards))[: self.limit + 1])
+        rows: list = []
+        for where, order in self._ranges(position):
+            if len(rows) > self.limit:
+                break
+            rows += queryset.filter(where).order_by(*order)[: self.limit + 1 - len(rows)]
         more = len(rows) > self.limit
         rows = rows[: self.limit]
         if self.backwards:
@@ -79,66 +95,78 @@ class KeysetPagination:
         return rows
 
     def response(self, data: list) -> Response:
-        return Response({"next": self._link(-1, False), "previous": self._link(0, True), "results": data})
+        return Response({"next": self._link(False), "previous": self._link(True), "results": data})
 
     def json_response(self, rows: list[str]) -> HttpResponse:
         """The page of ``response``, its rows given as JSON texts and written as they are."""
-        links = {"next": self._link(-1, False), "previous": self._link(0, True)}
+        links = {"next": self._link(False), "previous": self._link(True)}
         head = json.dumps(links, ensure_ascii=False, separators=(",", ":"))
         body = f'{head[:-1]},"results":[{",".join(rows)}]}}'
         # As DRF's JSONRenderer: the two line separators JavaScript would not take in a string.
         body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         return HttpResponse(body, content_type="application/json")
 
-    def _limit(self, request) -> int:
-        return parse_limit(request.query_params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
-
-    def _cursor(self, request) -> tuple[tuple[Any, Any] | None, bool]:
-        raw = request.query_params.get("cursor")
-        if not raw:
-            return None, False
-        try:
-            data = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
-            value, key = _decode(data["v"]), data["k"]
-            return (value, key), bool(data.get("r"))
-        except (ValueError, KeyError, TypeError):
-            raise invalid("The cursor is not valid.", "cursor") from None
-
-    def _order(self, backwards: bool) -> list:
-        desc = self.desc != backwards
-        # Only a nullable field says where NULLs go: on a NOT NULL column the clause changes no
-        # row's place, but PostgreSQL would no longer read the order from the (org, field, id)
-        # index and would sort the whole organization instead.
-        nulls = {} if not self.nullable else {"nulls_last": True} if not backwards else {"nulls_first": True}
-        first = F(self.field).desc(**nulls) if desc else F(self.field).asc(**nulls)
-        return [first, F(self.tiebreak).desc() if desc else F(self.tiebreak).asc()]
-
-    def _beyond(self, position: tuple[Any, Any], nullable: bool) -> Q:
-        """Rows after the position in the page's direction (NULLs sort last going forwards)."""
-        value, key = position
-        forward_less = self.desc != self.backwards
-        cmp = "lt" if forward_less else "gt"
-        f, t = self.field, self.tiebreak
-        if value is None:
-            if not self.backwards:
-                return Q(**{f"{f}__isnull": True, f"{t}__{cmp}": key})
-            return Q(**{f"{f}__isnull": False}) | Q(**{f"{f}__isnull": True, f"{t}__{cmp}": key})
-        # (field < v) OR (field = v AND id < k), with the redundant bound field <= v in front: the
-        # bound is what lets the database start the index scan at the cursor instead of filtering
-        # its way down from the first row (a deep page would cost as much as all pages before it).
-        q = Q(**{f"{f}__{cmp}e": value}) & (Q(**{f"{f}__{cmp}": value}) | Q(**{f: value, f"{t}__{cmp}": key}))
-        if nullable and not self.backwards:
-            return q | Q(**{f"{f}__isnull": True})  # NULLs sort last going forwards
-        return q
-
-    def _link(self, index: int, backwards: bool) -> str | None:
+    def cursor(self, backwards: bool) -> str | None:
+        """The cursor of the next page (or of the previous one, ``backwards``); None at an end."""
         if not self.rows or not (self.has_previous if backwards else self.has_next):
             return None
-        row = self.rows[index]
+        row = self.rows[0 if backwards else -1]
         get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
         payload = {"v": _encode(get(self.field)), "k": _encode(get(self.tiebreak))}
         if backwards:
             payload["r"] = 1
-        cursor = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    def _limit(self) -> int:
+        return parse_limit(self.params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
+
+    def _cursor(self) -> tuple[tuple[Any, Any] | None, bool]:
+        """The position a cursor names, typed like the columns it is compared with: a cursor
+        made up by hand is a 400, never a database error."""
+        raw = self.params.get("cursor")
+        if not raw:
+            return None, False
+        try:
+            data = json.loads(base64.urlsafe_b64decode(raw.encode() + b"=" * (-len(raw) % 4)))
+            value, key = data["v"], data["k"]
+            if isinstance(value, dict):
+                value = value["t"]
+            if key is None or value is None and not self.model_field.null:
+                raise ValueError
+            return (_typed(self.model_field, value), _typed(self.key_field, key)), bool(data.get("r"))
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError):
+            raise invalid("The cursor is not valid.", "cursor") from None
+
+    def _ranges(self, position: tuple[Any, Any] | None) -> list[tuple[Q, list]]:
+        """The rows beyond the position, as ranges read in turn: ``(filter, order)`` each.
+        Going forwards the non-NULL values come first and the NULLs after them."""
+        desc = self.desc != self.backwards
+        f, t = self.field, self.tiebreak
+        order = [F(f).desc(), F(t).desc()] if desc else [F(f).asc(), F(t).asc()]
+        null_order = [F(t).desc() if desc else F(t).asc()]
+        nullable = self.model_field.null
+        values, nulls = Q(**{f"{f}__isnull": False}) if nullable else Q(), Q(**{f"{f}__isnull": True})
+        value, key = position if position else (None, None)
+        if position is not None:
+            beyond = TupleLessThan if desc else TupleGreaterThan
+            cmp = "lt" if desc else "gt"
+            if value is None:
+                nulls &= Q(**{f"{t}__{cmp}": key})
+            else:
+                # The redundant bound ``field <= value`` in front lets SQLite (which spells the
+                # row comparison out as ORs) start its index scan at the cursor too.
+                values &= Q(**{f"{f}__{cmp}e": value}) & beyond(Tuple(F(f), F(t)), (value, key))
+        if not nullable:
+            return [(values, order)]
+        if position is not None and (value is None) != self.backwards:
+            # Forwards from a NULL, only NULLs follow; backwards from a value, only values.
+            return [(nulls, null_order)] if value is None else [(values, order)]
+        ranges = [(values, order), (nulls, null_order)]
+        return ranges[::-1] if self.backwards else ranges
+
+    def _link(self, backwards: bool) -> str | None:
+        cursor = self.cursor(backwards)
+        if cursor is None:
+            return None
         url = self.request.build_absolute_uri()
         return replace_query_param(remove_query_param(url, "cursor"), "cursor", cursor)

@@ -37,7 +37,7 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("threads", "0003_bench_title_trigram")]
+    dependencies = [("threads", "0004_ops_indexes")]
     operations = [
         migrations.AddField(
             model_name="event", name="txid", field=models.BigIntegerField(db_default=0, editable=False)

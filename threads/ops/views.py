@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from .. import selectors, services
+from ..api.pagination import KeysetPagination
+from ..counts import row_count
 from ..errors import ThreadError
-from ..filters import ThreadFilter, order_queryset
+from ..filters import ThreadFilter, ordering_fields
 from ..models import Membership, Organization
 from .forms import BULK_ACTIONS, BulkForm, MapRows, ThreadForm
 
@@ -76,18 +77,42 @@ def thread_list(request):
     data = params.copy()
     data.setdefault("isArchived", "false")  # archived threads only when asked for
     threads = ThreadFilter(data, queryset=selectors.thread_qs(op.org))
-    page, ordering = None, LIST_ORDERING
+    rows, ordering, context = None, LIST_ORDERING, {}
     if threads.is_valid():
         ordering = threads.form.cleaned_data.get("ordering") or LIST_ORDERING
-        rows = order_queryset(threads.qs, ordering)
-        page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+        pages = KeysetPagination(ordering_fields(ordering), limit=PAGE_SIZE)
+        try:
+            rows = pages.paginate(threads.qs, request)
+        except ThreadError as error:  # a cursor made up by hand
+            threads.form.add_error(None, error.message)
+        else:
+            # Counted along the default order's index, whatever the page's order: the rows a
+            # capped count reads are then spread like the organization's, not bunched at one end.
+            count = row_count(threads.qs.order_by("-updated_at", "-id"))
+            context = {"count": count, **page_links(params, pages, ordering)}
     return render(request, "ops/thread_list.html", {
-        "op": op, "filter": threads, "params": params, "page": page,
+        "op": op, "filter": threads, "params": params, "page": rows, **context,
         "columns": sort_links(params, ordering), "actions": BULK_ACTIONS,
         "tag_values": params.getlist("tag") or [""],
         "metadata_filters": [(k, params[k]) for k in params if k.startswith("metadata.")],
-        "page_query": urlencode([(k, v) for k, v in params.lists() if k != "page"], doseq=True),
-    }, status=200 if page is not None else 400)
+    }, status=200 if rows is not None else 400)
+
+
+def page_links(params, pages: KeysetPagination, ordering: str) -> dict:
+    """Links to the first, the previous and the next page: cursors, never an offset. Along a
+    date the previous page is the newer one (newest first) or the older one."""
+    first = params.copy()
+    first.pop("cursor", None)
+
+    def link(backwards: bool) -> str | None:
+        cursor = pages.cursor(backwards)
+        return cursor and f"?{urlencode([*first.lists(), ('cursor', [cursor])], doseq=True)}"
+
+    labels = ("Previous", "Next")
+    if ordering.lstrip("-").endswith("At"):
+        labels = ("Newer", "Older") if ordering.startswith("-") else ("Older", "Newer")
+    return {"first_url": f"?{first.urlencode()}" if pages.has_previous else None,
+            "previous_url": link(True), "next_url": link(False), "link_labels": labels}
 
 
 def sort_links(params, current: str) -> list[tuple[str, str, str]]:
@@ -101,7 +126,7 @@ def sort_links(params, current: str) -> list[tuple[str, str, str]]:
             target, arrow = (name if name == "title" else f"-{name}"), ""
         query = params.copy()
         query["ordering"] = target
-        query.pop("page", None)
+        query.pop("cursor", None)
         links.append((label, f"?{query.urlencode()}", arrow))
     return links
 

@@ -1,0 +1,45 @@
+"""The PostgreSQL backend (threads_project/postgres): a PATCH runs prepared statements with
+server-side parameters, and a connection that the server closed is noticed before the next
+request without a round trip, and replaced."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+
+from .conftest import url
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only")
+
+
+def backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_a_patch_runs_prepared_statements(api, thread):
+    for n in range(8):
+        assert api.patch(url(thread), {"metadata": {"n": str(n)}}).status_code == 200
+    with connection.cursor() as cursor:  # the same connection: prepared statements are per session
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    # The PATCH's write, its parameters bound by the server ($1, …), prepared once and then reused.
+    writes = [sql for sql in prepared if "UPDATE" in sql and "threads_thread" in sql.replace('"', "")]
+    assert writes and all("$1" in sql for sql in writes), prepared
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_before_the_next_request(api, thread):
+    assert api.get(url(thread)).status_code == 200
+    old = backend_pid()
+    assert connection.is_usable()
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [old])  # waits until it has exited
+    assert not connection.is_usable()  # seen on the socket: no query was sent
+    connection.close_if_unusable_or_obsolete()  # what Django does at each request's start
+    assert api.get(url(thread)).status_code == 200
+    assert backend_pid() != old

@@ -1,0 +1,96 @@
+"""The real WSGI application: API paths run the short middleware chain, pages for people the full
+one (sessions, CSRF, login, frame guard, static files)."""
+
+from __future__ import annotations
+
+import io
+import json
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
+from threads_project.wsgi import application
+
+from .conftest import url
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction():
+    """As Django's test client does: the app must not close the connection that holds the test's
+    transaction at the end of each request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+def call(method: str, path: str, body: bytes = b"", **headers) -> tuple[int, dict[str, list[str]], bytes]:
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+    }
+    setup_testing_defaults(environ)
+    started = {}
+
+    def start_response(status, response_headers, exc_info=None):
+        started["status"] = int(status.split()[0])
+        started["headers"] = {}
+        for name, value in response_headers:
+            started["headers"].setdefault(name.lower(), []).append(value)
+
+    content = b"".join(application(environ, start_response))
+    return started["status"], started["headers"], content
+
+
+def test_an_api_patch_skips_the_people_middleware(write_key, thread):
+    status, headers, content = call(
+        "PATCH", url(thread), json.dumps({"metadata": {"a": "1"}}).encode(), authorization=f"Bearer {write_key}"
+    )
+    body = json.loads(content)
+    assert status == 200 and body["metadata"] == {"a": "1"}
+    assert headers["etag"] == [f'"{body["version"]}"']
+    assert headers["x-content-type-options"] == ["nosniff"]  # SecurityMiddleware runs
+    assert "x-frame-options" not in headers  # XFrameOptionsMiddleware does not
+    assert "set-cookie" not in headers and "Cookie" not in headers.get("vary", [""])[0]  # nor sessions, CSRF
+
+
+@pytest.mark.parametrize("path", ["/api/v1/threads", "/v1/threads", "/api/chat/threads/x"])
+def test_every_api_surface_takes_the_short_chain(path, write_key):
+    status, headers, _ = call("GET", path, authorization=f"Bearer {write_key}")
+    assert status < 500 and "x-frame-options" not in headers
+
+
+def test_the_body_size_limit_still_guards_api_paths(write_key, thread):
+    status, _, content = call("PATCH", url(thread), b"x" * (256 * 1024 + 1), authorization=f"Bearer {write_key}")
+    assert (status, json.loads(content)["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_a_people_page_gets_the_full_chain():
+    status, headers, _ = call("GET", "/accounts/login/")
+    assert status == 200 and headers["x-frame-options"] == ["DENY"]
+    assert any(cookie.strip().startswith("csrftoken=") for cookie in headers["set-cookie"])
+
+
+def test_a_login_post_without_a_csrf_token_is_403_through_the_real_app():
+    status, _, _ = call(
+        "POST", "/admin/login/", b"username=x&password=y", content_type="application/x-www-form-urlencoded"
+    )
+    assert status == 403
+
+
+def test_the_api_docs_page_keeps_its_frame_guard_and_static_files_are_served():
+    status, headers, _ = call("GET", "/api/docs/")
+    assert status == 200 and headers["x-frame-options"] == ["DENY"]
+    status, headers, content = call("GET", "/static/admin/css/base.css")
+    assert status == 200 and headers["content-type"][0].startswith("text/css") and content
