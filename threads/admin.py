@@ -355,10 +355,8 @@ class EventAdmin(CountlessAdmin, OrgScopedAdmin):
     # A thread id is looked up exactly (the (thread_id, -id) index); other words in actor names.
     search_fields = ["thread_id", "actor_name"]
     list_select_related = ["organization"]
-    # Newest first within the organization: the (organization, -id) index's own order, so a filter
-    # such as one action reads that index from the top instead of the whole table's primary key.
-    ordering = ["organization", "-id"]
-    sortable_by = []
+    ordering = ["-id"]
+    sortable_by = []  # newest first (the primary key's order) is the one indexed order
 
     def get_search_results(self, request, queryset, search_term):
         for term in search_terms(search_term):
