@@ -112,7 +112,7 @@ def _patch_summary(mode: dict) -> dict:
 def render(results: dict) -> str:
     m, cfg = results["machine"], results["config"]
     out = [
-        "# Benchmark results (issue 7)",
+        "# Benchmark results",
         "",
         f"Written by `make bench` ({'quick run' if results.get('quick') else 'full run'}) on"
         f" {results['started']}, commit `{m['commit']}`, in {results.get('elapsed_s', '?')} s."
@@ -141,9 +141,16 @@ def render(results: dict) -> str:
         " compare.",
         "",
     ]
+    if rerun := results.get("rerun"):
+        out += [f"Sections {', '.join(rerun['sections'])} were run again on {rerun['started']} (commit"
+                f" `{rerun['commit']}`); their figures below are that run's. {rerun['why']}", ""]
     out += _targets(results)
     if "parity" in results:
         out += _parity(results["parity"], cfg)
+    if "parity_earlier" in results:
+        earlier = _parity(results["parity_earlier"], cfg)
+        out += ["## Parity — the first run of the same day", "", results["parity_earlier_note"],
+                *earlier[earlier.index("") + 1:]]
     out += _notes(results)
     if "patch" in results:
         out += _patch(results["patch"], cfg)
