@@ -149,7 +149,7 @@ def render(results: dict) -> str:
         out += _parity(results["parity"], cfg)
     if "parity_earlier" in results:
         earlier = _parity(results["parity_earlier"], cfg)
-        out += ["## Parity — the first run of the same day", "", results["parity_earlier_note"],
+        out += ["## Parity — the first run of the same day", "", results["parity_earlier_note"], "",
                 *earlier[earlier.index("") + 1:]]
     out += _notes(results)
     if "patch" in results:
