@@ -57,17 +57,19 @@ def test_login_attempts_are_limited_per_address(member, client):
     assert [attempt(), attempt(), attempt()] == [401, 401, 429]
 
 
-@pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")
-@override_settings(
-    THROTTLE_RATES=LOW,
-    CACHES={
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/15",
-            "KEY_PREFIX": "threads-test",
-        }
-    },
-)
+def on_redis(prefix: str):
+    """A test with the low rates and its counters in Redis (database 15, under ``prefix``)."""
+    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+             "LOCATION": "redis://127.0.0.1:6379/15", "KEY_PREFIX": prefix}
+
+    def wrap(test):
+        test = override_settings(THROTTLE_RATES=LOW, CACHES={"default": cache})(test)
+        return pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")(test)
+
+    return wrap
+
+
+@on_redis("threads-test")
 def test_counters_are_shared_through_redis(api, thread):
     from django.core.cache import cache
 
@@ -77,17 +79,7 @@ def test_counters_are_shared_through_redis(api, thread):
     cache.clear()
 
 
-@pytest.mark.skipif(not redis_up(), reason="Redis is not running on 127.0.0.1:6379")
-@override_settings(
-    THROTTLE_RATES=LOW,
-    CACHES={
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:6379/15",
-            "KEY_PREFIX": "threads-test-ttl",
-        }
-    },
-)
+@on_redis("threads-test-ttl")
 def test_a_redis_counter_expires_after_its_window(api, thread):
     from django.core.cache import cache
 
