@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -36,7 +35,7 @@ from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
-from run import free_port, stop, wait_http  # noqa: E402
+from run import server  # noqa: E402
 from tasks import MAIN, OTHER, _log, _percentile  # noqa: E402
 
 from threads.models import Event, Membership, Organization  # noqa: E402
@@ -173,20 +172,10 @@ def main(repeat: int) -> list[dict]:
     for slug in orgs:
         clients[slug] = Client(HTTP_HOST="127.0.0.1")
         clients[slug].force_login(operator(slug))
-    port = free_port()
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     results = []
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/accounts/login/", 60)
+    command = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"]
+    with server("serve", command, env, "/accounts/login/") as (base, _):
         for label, url, params in PAGES:
             queries = {slug: query_of(url, params, org) for slug, org in orgs.items()}
             requests = {
@@ -225,8 +214,6 @@ def main(repeat: int) -> list[dict]:
                 f"{o['p50_ms']:>6.1f} ms  x{row['growth']:.2f}  queries {m['queries']}/{o['queries']}"
                 f"  {m['count']}  {m['plan_verdict']}"
             )
-    finally:
-        stop(server, "serve (ops pages)")
     return results
 
 

@@ -162,39 +162,36 @@ def ensure_pg_database(name: str) -> None:
 # --- servers ----------------------------------------------------------------------------------
 
 @contextmanager
-def serve(database_url: str, key: str, extra_env: dict | None = None):
-    """``manage.py serve``, the production entry point, with ``WORKERS`` workers."""
+def server(name: str, args: list[str], env: dict, ready_path: str, headers: dict | None = None):
+    """An HTTP server of ours on a free port (``{port}`` in ``args`` is replaced by it), started in
+    its own process group; yields its base URL and process once ``ready_path`` answers, and stops it."""
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(WORKERS)],
-        cwd=ROOT, env={**django_env(database_url), **(extra_env or {})}, start_new_session=True,
-        stdout=open(OUT / "serve.log", "a"), stderr=subprocess.STDOUT,
+        [arg.format(port=port) for arg in args], cwd=ROOT, env=env, start_new_session=True,
+        stdout=open(OUT / f"{name}.log", "a"), stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
+        wait_http(f"{base}{ready_path}", 60, headers)
         yield base, proc
     finally:
-        stop(proc, "serve")
+        stop(proc, name)
 
 
-@contextmanager
+def serve(database_url: str, key: str, extra_env: dict | None = None):
+    """``manage.py serve``, the production entry point, with ``WORKERS`` workers."""
+    return server("serve", [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}",
+                            "--workers", str(WORKERS)],
+                  {**django_env(database_url), **(extra_env or {})}, "/api/v1/threads?limit=1",
+                  {"Authorization": f"Bearer {key}"})
+
+
 def gunicorn(database_url: str, key: str):
     """gunicorn from the [bench] extra (.venv-bench), the server ``serve`` is compared with, in its
     best configuration measured here: ``GUNICORN_ARGS``."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BENCH_BIN / "gunicorn"), "threads_project.wsgi", "-b", f"127.0.0.1:{port}", *GUNICORN_ARGS],
-        cwd=ROOT, env=django_env(database_url), start_new_session=True,
-        stdout=open(OUT / "gunicorn.log", "a"), stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/api/v1/threads?limit=1", 60, {"Authorization": f"Bearer {key}"})
-        yield base, proc
-    finally:
-        stop(proc, "gunicorn")
+    return server("gunicorn", [str(BENCH_BIN / "gunicorn"), "threads_project.wsgi", "-b", "127.0.0.1:{port}",
+                                  *GUNICORN_ARGS],
+                  django_env(database_url), "/api/v1/threads?limit=1", {"Authorization": f"Bearer {key}"})
 
 
 @contextmanager
