@@ -196,6 +196,26 @@ def test_an_unknown_route_is_404_in_the_envelope(api):
     envelope(api.get("/api/v1/nothing-here"), 404, "not_found")
 
 
+UNKNOWN_API_PATHS = ["/api/v1/nothing-here", "/api/v1/threads/x/y/z", "/api/chat/nothing", "/api/nothing",
+                     "/v1/nothing", "/v1/threads/x/metadata/y"]
+
+
+@pytest.mark.parametrize("path", UNKNOWN_API_PATHS)
+@pytest.mark.parametrize("method", ["get", "post", "patch"])
+def test_under_debug_an_unknown_api_route_is_still_the_404_envelope(api, settings, path, method):
+    settings.DEBUG = True  # as under `make run`: Django would answer its HTML page listing every URL
+    response = getattr(api, method)(path)
+    envelope(response, 404, "not_found")
+    assert "urlpatterns" not in response.content.decode() and "URLconf" not in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/ops/nothing-here", "/admin/nothing-here/"])
+def test_under_debug_a_page_for_people_keeps_django_s_debug_404(admin_client, settings, path):
+    settings.DEBUG = True
+    response = admin_client.get(path)
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
 @override_settings(DEBUG=False)
 def test_an_unexpected_error_is_a_bare_500(api, thread, monkeypatch):
     # An injected fault inside the ORM: the response must say nothing about it.

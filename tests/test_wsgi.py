@@ -94,3 +94,18 @@ def test_the_api_docs_page_keeps_its_frame_guard_and_static_files_are_served():
     assert status == 200 and headers["x-frame-options"] == ["DENY"]
     status, headers, content = call("GET", "/static/admin/css/base.css")
     assert status == 200 and headers["content-type"][0].startswith("text/css") and content
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/v1/nothing", "/api/chat/nothing", "/api/nothing"])
+def test_under_debug_an_unknown_api_route_through_the_real_app_is_the_404_envelope(settings, path):
+    settings.DEBUG = True
+    status, headers, content = call("GET", path)
+    assert status == 404 and headers["content-type"] == ["application/json"]
+    assert json.loads(content)["error"]["code"] == "not_found"
+
+
+def test_under_debug_a_bad_host_on_an_api_path_is_the_400_envelope(settings):
+    settings.DEBUG = True
+    status, headers, content = call("GET", "/api/v1/threads", host="evil.example")
+    assert status == 400 and headers["content-type"] == ["application/json"]
+    assert json.loads(content)["error"]["code"] == "invalid_parameters"

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "threads.api.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "threads.api.middleware.BodySizeLimitMiddleware",
@@ -76,6 +77,7 @@ MIDDLEWARE = [
 # login, messages, the frame guard and static files (threads_project/wsgi.py).
 API_PATH_PREFIXES = ("/api/v1/", "/api/chat/", "/v1/")
 API_MIDDLEWARE = [
+    "threads.api.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "threads.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",

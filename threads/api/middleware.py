@@ -29,3 +29,38 @@ class BodySizeLimitMiddleware:
             )
             return JsonResponse(error.envelope(), status=error.status)
         return self.get_response(request)
+
+
+# Paths whose clients are programs: the canonical API, the seed surfaces, the schema and its docs.
+API_ERROR_PREFIXES = ("/api/", "/v1/")
+# Django's own error pages as the envelope: (code, message) by status.
+PAGE_ERRORS = {
+    400: ("invalid_parameters", "Bad request."),
+    403: ("permission_denied", "Forbidden."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "Method not allowed."),
+    413: ("payload_too_large", "The request body is too large."),
+}
+
+
+class ApiErrorsAsJsonMiddleware:
+    """An HTML error page on an API path becomes the error envelope. In production the error
+    handlers (``threads.api.exceptions``) answer JSON already; with ``DEBUG`` on (``make run``)
+    Django answers an unknown URL, a bad Host header or an exception outside a view with its debug
+    page, which lists every URL pattern and is no answer for a program. Pages for people (the
+    operator pages, the admin, the login) keep it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path_info.startswith(API_ERROR_PREFIXES)
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            code, message = PAGE_ERRORS.get(response.status_code, ("internal_error", "Internal server error."))
+            error = ThreadError(code, message)
+            return JsonResponse(error.envelope(), status=error.status)
+        return response
