@@ -237,7 +237,7 @@ def test_a_changelist_costs_the_same_queries_at_any_size(admin_client, org, para
     Thread.objects.bulk_create([Thread(organization=org, title=f"t{i}", project_id="p1") for i in range(1000)])
     response, large = changelist_queries(admin_client, "/admin/threads/thread/", params)
 
-    assert small <= large <= small + 1  # + the planner's estimate past 1,000 rows
+    assert small <= large <= small + 2  # + the planner's estimate, and a count up to 10,000 when it is low
     assert "SELECT DISTINCT" not in str(response.context["cl"].queryset.query)
     assert len(response.context["cl"].result_list) == 50
 

@@ -116,6 +116,13 @@ class CountlessAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return IndexedChangeList
 
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:  # "All 1001 selected" would pass a cap for a count
+            context["selection_note_all"] = f"All {context['cl'].paginator.row_count} selected"
+        return response
+
 
 def add_thread_error(form: forms.Form, error: ThreadError) -> None:
     """Show a domain error next to the field its ``param`` names (``metadata.foo`` → metadata)."""

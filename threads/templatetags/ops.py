@@ -6,6 +6,8 @@ import json
 
 from django import template
 
+from ..counts import RowCount
+
 register = template.Library()
 
 SUMMARY_KEYS = 3
@@ -40,3 +42,10 @@ def metadata_summary(metadata: dict) -> str:
     shown = ", ".join(f"{k}={_short(v, SUMMARY_CHARS)}" for k, v in items[:SUMMARY_KEYS])
     more = len(items) - SUMMARY_KEYS
     return f"{shown} +{more} more" if more > 0 else shown
+
+
+@register.filter
+def rows_of(changelist) -> RowCount:
+    """A changelist's count: the ``RowCount`` of the admin's counting paginator, or the exact
+    count of any other changelist."""
+    return getattr(changelist.paginator, "row_count", None) or RowCount(changelist.result_count)
