@@ -9,6 +9,10 @@ read and PATCH them through the real API.
   indexes), then ``ANALYZE``.
 - SQLite: ``executemany`` in one transaction.
 
+Neither binds more than a row's 18 parameters to a statement (``COPY`` binds none), so neither
+meets the 65,535-parameter limit of a statement under server-side binding; the Django bulk writes
+(``seed_demo``'s ``bulk_create``) are cut by parameter count in threads_project/postgres.
+
 Thread ids are ``uuid(md5("<org slug>-<n>"))`` so that wrk scripts and pgbench can name the
 same rows without a lookup. ``created_at`` grows with ``n`` (one thread every 30 s), so that
 ``n`` near 0 is the oldest thread and a "deep" cursor is one near the start of time.

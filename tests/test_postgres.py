@@ -4,6 +4,9 @@ request without a round trip, and replaced."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import psycopg
 import pytest
 from django.db import connection
@@ -43,3 +46,32 @@ def test_a_connection_the_server_closed_is_replaced_before_the_next_request(api,
     connection.close_if_unusable_or_obsolete()  # what Django does at each request's start
     assert api.get(url(thread)).status_code == 200
     assert backend_pid() != old
+
+
+@pytest.mark.django_db
+def test_seed_demo_seeds_ten_thousand_threads_and_an_export_of_five_thousand_imports(tmp_path):
+    """Bulk writes are cut by parameter count: 5,000 rows of 20 columns in one INSERT are more
+    than the 65,535 parameters a statement may bind server-side."""
+    from django.core.management import call_command
+
+    from threads.models import Event, Message, Organization, Thread
+
+    quiet = {"stdout": io.StringIO(), "stderr": io.StringIO()}
+    call_command("seed_demo", "--org", "demo", "--threads", "10000", **quiet)
+    demo = Organization.objects.get(slug="demo")
+    messages = Message.objects.filter(thread__organization=demo).count()
+    assert Thread.objects.filter(organization=demo).count() == 10_000
+    assert Event.objects.filter(organization=demo).count() == 10_000 + messages
+
+    exported = tmp_path / "demo.jsonl"
+    call_command("export_threads", "--org", "demo", "--output", str(exported), **quiet)
+    half = exported.read_text(encoding="utf-8").splitlines(keepends=True)[:5000]
+    (tmp_path / "half.jsonl").write_text("".join(half), encoding="utf-8")
+    call_command("create_org", "copy", **quiet)
+    out = io.StringIO()
+    call_command("import_threads", str(tmp_path / "half.jsonl"), "--org", "copy", "--new-ids", stdout=out,
+                 stderr=io.StringIO())
+
+    assert out.getvalue().strip() == "imported 5000, updated 0, unchanged 0, skipped 0"
+    copied = sum(json.loads(line)["messageCount"] for line in half)
+    assert Message.objects.filter(thread__organization__slug="copy").count() == copied

@@ -28,7 +28,8 @@ class Command(OperatorCommand):
     help = (
         "Create a demo organization, an admin user, a write API key (printed alone on the last "
         "line) and N threads with tags, metadata, variables, messages and their history. "
-        "Rows are bulk-inserted in batches of 5,000, so a million threads take minutes. "
+        "Rows are bulk-inserted, 5,000 threads a transaction (each INSERT within the 65,535 "
+        "parameters PostgreSQL binds to a statement), so a million threads take minutes. "
         "With --existing, threads are added to an organization that exists already."
     )
 
