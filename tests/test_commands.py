@@ -397,9 +397,85 @@ def test_import_refuses_the_id_of_a_deleted_thread_whose_history_is_kept(org, tm
     thread_delete(org=org, thread_id=thread.pk, actor=ACTOR)
     path = tmp_path / "gone.jsonl"
     path.write_text(json.dumps(line) + "\n")
-    out, err = run("import_threads", str(path), "--org", "acme")
+    out, err, failure = run_failing("import_threads", str(path), "--org", "acme")
     assert out.strip().endswith("skipped 1")
     assert "thread_exists: The id belonged to a deleted thread." in err
+    assert failure == "Nothing was imported: every line was skipped (1). (--allow-empty exits 0 all the same.)"
+
+
+def run_failing(name: str, *args: str) -> tuple[str, str, str]:
+    """A command expected to fail: what it wrote, and its one-line error."""
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as failure:
+        call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue(), str(failure.value)
+
+
+def test_importing_another_organization_s_export_imports_nothing_and_fails_with_a_hint(varied, tmp_path):
+    """The staging copy of the README without --new-ids: every id belongs to acme."""
+    path = tmp_path / "acme.jsonl"
+    run("export_threads", "--org", "acme", "--output", str(path))
+    make_org("acme-staging")
+
+    out, err, failure = run_failing("import_threads", str(path), "--org", "acme-staging")
+
+    assert out.strip() == "imported 0, updated 0, unchanged 0, skipped 3"
+    assert err.count("The id belongs to another organization.") == 3
+    assert failure == (
+        "Nothing was imported: every line was skipped (3). Threads of another organization are copied "
+        "with --new-ids. (--allow-empty exits 0 all the same.)"
+    )
+    out, _ = run("import_threads", str(path), "--org", "acme-staging", "--allow-empty")
+    assert out.strip() == "imported 0, updated 0, unchanged 0, skipped 3"
+    assert not Thread.objects.filter(organization__slug="acme-staging").exists()
+
+
+def test_an_empty_file_imports_nothing_and_fails_unless_allowed(org, tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+
+    _, _, failure = run_failing("import_threads", str(path), "--org", "acme")
+
+    assert failure.startswith("Nothing was imported: the file has no lines.")
+    assert run("import_threads", str(path), "--org", "acme", "--allow-empty")[0].strip() == (
+        "imported 0, updated 0, unchanged 0, skipped 0"
+    )
+
+
+def test_import_with_new_ids_copies_another_organization_s_threads_with_their_messages(varied, org, tmp_path):
+    path = tmp_path / "acme.jsonl"
+    run("export_threads", "--org", "acme", "--output", str(path))
+    source = {line["id"]: line for line in map(json.loads, path.read_text().splitlines())}
+    acme_events = Event.objects.filter(organization=org).count()
+    staging = make_org("acme-staging")
+
+    out, err = run("import_threads", str(path), "--org", "acme-staging", "--new-ids")
+
+    assert (out.strip(), err) == ("imported 3, updated 0, unchanged 0, skipped 0", "")
+    copies = export("--org", "acme-staging")
+    assert not {c["id"] for c in copies} & set(source)  # new thread ids
+    message_ids = {m["id"] for line in source.values() for m in line["messages"]}
+    assert not {m["id"] for c in copies for m in c["messages"]} & message_ids
+
+    def content(line):  # everything but the ids, the organization, the version and the update time
+        return {**comparable(line), "id": None,
+                "messages": [{k: v for k, v in m.items() if k not in ("id", "threadId")} for m in line["messages"]]}
+
+    assert sorted(map(content, copies), key=json.dumps) == sorted(map(content, source.values()), key=json.dumps)
+    for copy in copies:
+        thread = Thread.objects.get(pk=copy["id"])
+        assert thread.organization == staging and {m["threadId"] for m in copy["messages"]} <= {copy["id"]}
+        # The copy's own history, consistent with it: created, then one event per message.
+        events = events_of(thread)
+        assert [e.action for e in events] == ["created"] + ["message_added"] * thread.message_count
+        assert [e.version for e in events] == list(range(1, thread.version + 1))
+        assert {e.organization_id for e in events} == {staging.pk}
+    assert Event.objects.filter(organization=org).count() == acme_events  # the originals untouched
+    assert Thread.objects.filter(organization=org).count() == 3
+
+    out, _ = run("import_threads", str(path), "--org", "acme-staging", "--new-ids")
+    assert out.strip() == "imported 0, updated 0, unchanged 3, skipped 0"  # the same copies again
+    assert Thread.objects.filter(organization=staging).count() == 3
 
 
 @pytest.mark.parametrize("args, message", [

@@ -214,7 +214,7 @@ def threads_bulk_update(*, org: Organization, ids: Iterable[Any], patch: Any, ac
 IMPORT_FIELDS = frozenset(merge.WRITABLE) | merge.READ_ONLY | {"messages"}
 
 
-def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
+def thread_import(*, org: Organization, data: Any, actor: Actor, new_ids: bool = False) -> str:
     """Create or merge one exported thread (the canonical shape plus ``messages``, each in the
     canonical message shape), keeping the thread's ``id`` and ``createdAt`` and its messages'
     ``id`` and ``createdAt``. Idempotent, all or nothing, under the same rules as the API:
@@ -227,8 +227,16 @@ def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
 
     Read-only fields (``version``, ``messageCount``…) are accepted and ignored: the service
     keeps them. Returns ``"created"``, ``"updated"`` or ``"unchanged"``.
+
+    With ``new_ids`` the thread and its messages are imported under ids of ``org``'s own
+    (``import_id``): a copy of another organization's threads in the same database, e.g. a
+    staging copy. The copy's history starts at its import like any new thread's, and importing
+    the same file again finds the same copies (still idempotent).
     """
     thread_id, created_at, fields, messages = _parse_export(data)
+    if new_ids:
+        thread_id = str(import_id(org, "thread", thread_id))
+        messages = [{**message, "id": str(import_id(org, "message", message["id"]))} for message in messages]
     with transaction.atomic():
         existing = Thread.objects.select_for_update().filter(pk=thread_id).first()
         if existing is not None and existing.organization_id != org.pk:
@@ -242,7 +250,7 @@ def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
         else:
             thread, changed = _update(org, thread_id, merge.parse_patch(fields), actor, None)
             outcome = "updated" if changed else "unchanged"
-        owners = dict(Message.objects.filter(pk__in=[m["id"] for m in messages]).values_list("pk", "thread"))
+        owners = _message_owners([m["id"] for m in messages])
         for i, message in enumerate(messages):
             key = uuid.UUID(message["id"])
             owner = owners.get(key)
@@ -254,6 +262,25 @@ def thread_import(*, org: Organization, data: Any, actor: Actor) -> str:
                 message_error = "The message id belongs to another thread."
                 raise ThreadError("thread_exists", message_error, f"messages[{i}].id")
     return outcome
+
+
+def import_id(org: Organization, kind: str, exported_id: Any) -> uuid.UUID:
+    """The id an exported thread or message takes in ``org`` under ``import_threads --new-ids``:
+    derived from the organization and the exported id (UUID version 5), so that it is new to
+    every other organization and the same at every import into this one."""
+    return uuid.uuid5(org.pk, f"{kind}:{uuid.UUID(str(exported_id))}")
+
+
+OWNER_LOOKUP_BATCH = 10_000  # ids per query: far below the 65,535 parameters of a statement
+
+
+def _message_owners(ids: list[Any]) -> dict[uuid.UUID, uuid.UUID]:
+    """Message id → thread id for those of ``ids`` that exist, a batch of ids per query."""
+    owners: dict = {}
+    for start in range(0, len(ids), OWNER_LOOKUP_BATCH):
+        batch = ids[start : start + OWNER_LOOKUP_BATCH]
+        owners.update(Message.objects.filter(pk__in=batch).values_list("pk", "thread"))
+    return owners
 
 
 def _parse_export(data: Any) -> tuple[str, datetime | None, dict[str, Any], list[dict[str, Any]]]:
