@@ -108,8 +108,25 @@ def test_a_bad_token_is_401_unauthorized(thread):
 def test_an_api_key_or_a_user_token_is_401_because_only_a_chat_token_may_call_it(
     api, member_api, thread
 ):
-    assert_error(api.patch(path(thread), {"metadata": {"x": "1"}}), 401, "UNAUTHORIZED")
-    assert_error(member_api.patch(path(thread), {"metadata": {"x": "1"}}), 401, "UNAUTHORIZED")
+    for client in (api, member_api):
+        response = client.patch(path(thread), {"metadata": {"x": "1"}})
+        assert_error(response, 401, "UNAUTHORIZED")
+        message = response.json()["message"]
+        assert "takes a chat token" in message and "/chat-token" in message
+        assert "credentials were not provided" not in message  # some were: the wrong kind
+    assert Thread.objects.get(pk=thread.pk).version == 1
+
+
+def test_no_credentials_at_all_is_told_as_such(thread):
+    response = Api().patch(path(thread), {"metadata": {"x": "1"}})
+    assert response.json()["message"] == "Authentication credentials were not provided."
+
+
+@pytest.mark.parametrize("thread_id", ["abc", "not-a-uuid", "1234"])
+def test_a_path_that_is_not_a_uuid_is_404_not_found_for_a_chat_token(thread, thread_id):
+    response = chat_api(thread).patch(path(thread_id), {"metadata": {"x": "1"}})
+
+    assert_error(response, 404, "NOT_FOUND")
     assert Thread.objects.get(pk=thread.pk).version == 1
 
 

@@ -37,8 +37,8 @@ def to_thread_error(exc: Exception) -> ThreadError:
         return ThreadError("not_found", "Not found.")
     if isinstance(exc, exceptions.ParseError):
         return ThreadError("invalid_json", f"The body is not valid JSON: {exc.detail}")
-    if isinstance(exc, exceptions.NotAuthenticated):
-        return ThreadError("authentication_required", "Authentication credentials were not provided.")
+    if isinstance(exc, exceptions.NotAuthenticated):  # DRF's own detail, or a door's own words
+        return ThreadError("authentication_required", str(exc.detail))
     if isinstance(exc, exceptions.AuthenticationFailed):
         detail = exc.detail.get("detail", exc.detail) if isinstance(exc.detail, dict) else exc.detail
         return ThreadError("invalid_token", str(detail))

@@ -7,6 +7,7 @@ Merges ``metadata`` and ``variables`` (string maps) and answers
 
 from __future__ import annotations
 
+import uuid
 from http import HTTPStatus
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 
 from .. import services
 from ..api.authentication import Principal
-from ..errors import ThreadError
+from ..errors import ThreadError, not_found
 from ..merge import format_datetime
 from .base import CompatView, as_strings, require_object, require_string_map
 
@@ -51,13 +52,23 @@ ERROR = {
 
 
 class ChatTokenForThread(BasePermission):
-    """Only a chat token, and only for the thread in the path: anything else is 401 or 403."""
+    """Only a chat token, and only for the thread in the path: no credential or another kind of
+    credential is 401, a path that names no thread (not a UUID) 404, another thread's token 403."""
 
     def has_permission(self, request, view) -> bool:
         principal = request.user
-        if not isinstance(principal, Principal) or not principal.is_chat_token:
-            raise NotAuthenticated("A chat token is required.")
-        if str(principal.thread_id) != str(view.kwargs.get("thread_id")):
+        if not isinstance(principal, Principal):
+            raise NotAuthenticated()
+        if not principal.is_chat_token:
+            raise NotAuthenticated(
+                "This route takes a chat token for the thread (POST /api/v1/threads/{id}/chat-token "
+                "issues one), not an API key or a user's token."
+            )
+        try:
+            thread_id = uuid.UUID(str(view.kwargs.get("thread_id")))
+        except ValueError:
+            raise not_found() from None
+        if principal.thread_id != thread_id:
             raise PermissionDenied("This chat token is for another thread.")
         return True
 
