@@ -46,6 +46,22 @@ def test_create_user_makes_a_member_or_viewer_or_superuser(org):
     assert users["ann"].check_password("pw-123456")
 
 
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [("a", "too short"), ("password123", "too common"), ("83749201736", "entirely numeric"),
+     ("annabelle-smith", "too similar to the username")],
+)
+def test_create_user_refuses_a_password_the_validators_refuse(org, password, reason):
+    with pytest.raises(CommandError, match=f"The password was refused: .*{reason}"):
+        run("create_user", "annabelle-smith", "--org", "acme", "--password", password)
+    assert not get_user_model().objects.filter(username="annabelle-smith").exists()
+
+
+def test_create_user_may_skip_password_validation_when_asked(org):
+    run("create_user", "ann", "--org", "acme", "--password", "a", "--skip-password-validation")
+    assert get_user_model().objects.get(username="ann").check_password("a")
+
+
 def test_create_user_needs_an_existing_org_and_a_new_name(org):
     with pytest.raises(CommandError, match="No organization"):
         run("create_user", "ann", "--org", "nope")
