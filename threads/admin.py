@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.text import smart_split, unescape_string_literal
 
-from . import merge, services
+from . import merge, selectors, services
 from .counts import EstimatedCountPaginator
 from .errors import ThreadError
 from .keys import api_key_create, api_key_revoke
@@ -45,7 +45,10 @@ class OrgScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         org_id = user_org_id(request)
-        return qs if org_id is None else qs.filter(**{f"{self.org_path}_id": org_id})
+        return qs if org_id is None else self.scope(qs, org_id)
+
+    def scope(self, queryset, org_id):
+        return queryset.filter(**{f"{self.org_path}_id": org_id})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         org_id = user_org_id(request)
@@ -352,18 +355,61 @@ class ApiKeyAdmin(OrgScopedAdmin):
         self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
 
 
+class EventOrganizationFilter(admin.SimpleListFilter):
+    """A superuser's choice of one organization, read along that organization's index
+    (``selectors.org_events``) like a staff member's own list."""
+
+    title = "organization"
+    parameter_name = "organization"
+
+    def lookups(self, request, model_admin):
+        org_id = user_org_id(request)
+        orgs = Organization.objects.order_by("slug")
+        return [(str(o.pk), o.slug) for o in (orgs if org_id is None else orgs.filter(pk=org_id))]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        org_id = as_uuid(self.value())
+        return selectors.in_org_events(queryset, org_id) if org_id else queryset.none()
+
+
 @admin.register(Event)
 class EventAdmin(CountlessAdmin, OrgScopedAdmin):
-    """The history, read-only. Events of deleted threads stay here (no foreign key to Thread)."""
+    """The history, read-only. Events of deleted threads stay here (no foreign key to Thread).
+
+    Newest first. Within one organization (a staff member's list, or a superuser's filtered by
+    organization) along the ``(organization, -id)`` index, whatever else filters the list: an
+    action filter once walked every organization's events backwards along the primary key (765 ms
+    for an organization of 100,000 threads beside one of 1,000,000). Across all organizations (a
+    superuser's list) along the primary key, newest first of all."""
 
     list_display = ["created_at", "action", "thread_id", "version", "actor_type", "actor_name",
                     "organization"]
-    list_filter = ["action", "actor_type", "organization"]
+    list_filter = ["action", "actor_type", EventOrganizationFilter]
     # A thread id is looked up exactly (the (thread_id, -id) index); other words in actor names.
     search_fields = ["thread_id", "actor_name"]
     list_select_related = ["organization"]
     ordering = ["-id"]
-    sortable_by = []  # newest first (the primary key's order) is the one indexed order
+    sortable_by = []  # newest first is the one indexed order
+    list_per_page = 50  # as the threads' list: rendering rows is most of a page's time
+
+    def changelist_view(self, request, extra_context=None):
+        # Planned for this request's values, never a prepared statement's generic plan: only a
+        # plan that knows the action is "deleted" may read the partial index of deletions.
+        with selectors.unprepared():
+            response = super().changelist_view(request, extra_context)
+            if hasattr(response, "render"):
+                response.render()
+        return response
+
+    def scope(self, queryset, org_id):
+        org_id = as_uuid(str(org_id))
+        return selectors.in_org_events(queryset, org_id) if org_id else queryset.none()
+
+    def get_ordering(self, request):
+        one_org = user_org_id(request) is not None or as_uuid(request.GET.get("organization", ""))
+        return ["organization", "-id"] if one_org else self.ordering
 
     def get_search_results(self, request, queryset, search_term):
         for term in search_terms(search_term):
