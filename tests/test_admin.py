@@ -26,7 +26,7 @@ def form_data(thread, **overrides) -> dict:
     """The change form as the browser would post it, unchanged unless overridden."""
     data = {
         "title": thread.title,
-        "tags": json.dumps(thread.tags),
+        "tags": ", ".join(thread.tags),
         "project_id": thread.project_id or "",
         "assistant_id": thread.assistant_id or "",
         "user_id": thread.user_id or "",
@@ -124,7 +124,7 @@ def test_a_form_loaded_before_another_change_is_refused(admin_client, thread, ap
 
 def test_adding_a_thread_goes_through_the_service(admin_client, org):
     response = admin_client.post("/admin/threads/thread/add/", {
-        "organization": org.pk, "title": "Made in admin", "tags": '["X"]', "metadata": "{}",
+        "organization": org.pk, "title": "Made in admin", "tags": "X", "metadata": "{}",
         "variables": "{}", "is_active": "on", "visible_in_ui": "on", "_save": "Save",
     })
 
@@ -132,6 +132,47 @@ def test_adding_a_thread_goes_through_the_service(admin_client, org):
     thread = Thread.objects.get(title="Made in admin")
     assert thread.tags == ["x"] and thread.organization == org
     assert Event.objects.get(thread_id=thread.pk).action == "created"
+
+
+def test_tags_are_edited_as_comma_separated_text(admin_client, thread):
+    page = admin_client.get(change_url(thread))
+    assert 'name="tags" value="one"' in page.text  # the stored ["one"], as the operator page shows it
+
+    response = admin_client.post(change_url(thread), form_data(thread, tags=" Billing, VIP ,billing,, "))
+
+    assert response.status_code == 302
+    thread.refresh_from_db()
+    assert thread.tags == ["billing", "vip"] and thread.version == 2
+    assert Event.objects.filter(thread_id=thread.pk).order_by("-id").first().changes == {
+        "tags": {"from": ["one"], "to": ["billing", "vip"]}
+    }
+
+
+@pytest.mark.parametrize(
+    ("tags", "message"),
+    [("ok, " + "x" * 65, "Each tag must be 1 to 64 characters."),
+     (", ".join(f"t{i}" for i in range(33)), "A thread cannot have more than 32 tags.")],
+)
+def test_a_tag_the_rules_refuse_is_the_same_error_as_on_the_operator_page(admin_client, thread, tags, message):
+    from .test_ops import edit_data
+
+    admin = admin_client.post(change_url(thread), form_data(thread, tags=tags))
+    ops = admin_client.post(f"/ops/threads/{thread.pk}/", edit_data(thread, tags=tags))
+
+    assert admin.status_code == 200 and ops.status_code == 400
+    assert admin.context["adminform"].form.errors["tags"] == [message]
+    assert ops.context["form"].errors["tags"] == [message]
+    thread.refresh_from_db()
+    assert thread.tags == ["one"] and thread.version == 1
+
+
+def test_an_unrelated_save_keeps_a_tag_that_holds_a_comma(admin_client, org):
+    thread = thread_create(org=org, actor=ACTOR, data={"title": "t", "tags": ["a,b", "c"]})
+
+    admin_client.post(change_url(thread), form_data(thread, title="renamed"))
+
+    thread.refresh_from_db()
+    assert (thread.title, thread.tags) == ("renamed", ["a,b", "c"])
 
 
 def test_deleting_a_thread_keeps_its_history_readable(admin_client, thread):

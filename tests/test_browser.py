@@ -1,15 +1,20 @@
-"""The operator pages and the admin in a real browser: Debian's Chromium driven by Playwright.
+"""The operator pages and the admin in a real browser: Debian's Chromium driven by Playwright, at
+1400 × 1000.
 
-Skipped when /usr/bin/chromium is missing (see .ci/browser-deps.sh). Screenshots land in
-artifacts/screenshots/.
+Skipped when /usr/bin/chromium is missing (see .ci/browser-deps.sh). Screenshots are kept as the
+run's artifacts in artifacts/screenshots/<database>/ (sqlite or postgresql: CI runs the suite on
+both), or under $ARTIFACTS_DIR when it is set.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test import override_settings
 
 from threads.keys import api_key_create
 from threads.models import Thread
@@ -18,7 +23,9 @@ from threads.services import message_add, thread_create
 from .conftest import ACTOR
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR") or Path(__file__).resolve().parent.parent / "artifacts")
+SHOTS = ARTIFACTS / "screenshots" / connection.vendor
+VIEWPORT = {"width": 1400, "height": 1000}
 PASSWORD = "pw-123456"
 
 # Playwright's sync API keeps an event loop in this thread; the ORM calls of the tests are safe.
@@ -46,7 +53,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server, transactional_db):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1360, "height": 900})
+    context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
@@ -178,7 +185,7 @@ def test_the_admin_changelist_and_change_form(page, org, django_user_model):
     assert page.locator("#result_list tbody tr").count() == 1
     shot(page, "admin-changelist")
 
-    page.get_by_role("link", name="Admin me").click()
+    page.get_by_role("link", name="Admin me").first.click()
     page.locator("#id_metadata").fill('{"a": "1", "b": "' + "x" * 600 + '"}')
     page.locator("input[name=_continue]").click()
     error = page.locator(".field-metadata .errorlist").inner_text()
@@ -209,3 +216,173 @@ def test_the_superuser_sees_another_organization_on_the_ops_pages(page, org, oth
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Saved (version 2).").wait_for()
     assert Thread.objects.get(organization=other_org).title == "Globex thread, renamed"
+
+
+# --- the pages' layout at 1400 × 1000 -------------------------------------------------------
+
+ONE_FORMAT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC")
+# Anything that looks like a time: ISO dates with whatever follows, or Django's "Dec. 7, 2026, 5 a.m.".
+LOOKS_LIKE_A_TIME = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[ T][\d:.]+(?:Z|[+-]\d\d:\d\d| [A-Z]{2,5})?)?"
+    r"|\b(?:Jan|Feb|March|April|May|June|July|Aug|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}(?:, [\d:]+ [ap]\.m\.)?"
+    r"|\b\d{1,2}(?::\d\d)? [ap]\.m\.|\bnoon\b|\bmidnight\b"
+)
+
+
+def log_in_admin(page, username: str = "root") -> None:
+    page.goto("/admin/")
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(PASSWORD)
+    page.locator("input[type=submit]").click()
+    page.wait_for_url("**/admin/")
+
+
+def long_threads(org, other_org):
+    """Threads with every column at its longest: titles, ids, an organization's long slug."""
+    threads = [
+        thread_create(org=org, actor=ACTOR, data={
+            "title": f"A customer asks about a refund for the invoice of March, number {n}",
+            "projectId": "project-" + "p" * 100, "userId": "user-" + "u" * 100, "isPinned": n % 2 == 0,
+            "tags": ["billing", "refund"]})
+        for n in range(5)
+    ]
+    threads.append(thread_create(org=other_org, actor=ACTOR, data={"title": "x" * 256}))
+    for thread in threads[:2]:
+        message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "hi"})
+    return threads
+
+
+def columns_past(page, table: str, container: str) -> list[str]:
+    """The headings of ``table``'s columns that end past the viewport or outside ``container``."""
+    return page.evaluate(
+        """([table, container]) => {
+            const box = document.querySelector(container).getBoundingClientRect();
+            return [...document.querySelectorAll(table + ' thead th')]
+                .filter(th => { const r = th.getBoundingClientRect();
+                                return r.right > window.innerWidth || r.right > box.right + 0.5; })
+                .map(th => th.innerText.trim() || th.className);
+        }""",
+        [table, container],
+    )
+
+
+def row_heights(page, table: str) -> list[float]:
+    return page.evaluate(
+        "(table) => [...document.querySelectorAll(table + ' tbody tr')].map(tr => tr.getBoundingClientRect().height)",
+        table,
+    )
+
+
+def test_the_admin_thread_changelist_fits_1400_px_with_one_line_a_row(page, org, other_org, django_user_model):
+    django_user_model.objects.create_superuser("root", password=PASSWORD)
+    other_org.slug = "globex-international-holdings-europe"
+    other_org.save()
+    threads = long_threads(org, other_org)
+
+    log_in_admin(page)
+    page.goto("/admin/threads/thread/")
+    shot(page, "admin-thread-changelist")
+
+    assert columns_past(page, "#result_list", "#changelist .results") == []
+    assert page.evaluate("() => { const r = document.querySelector('#changelist .results');"
+                         " return r.scrollWidth <= r.clientWidth; }")
+    heights = row_heights(page, "#result_list")
+    assert len(heights) == len(threads) and max(heights) - min(heights) < 1 and max(heights) < 40  # one line
+    headings = page.locator("#result_list thead th").all_inner_texts()
+    assert [h.strip().lower() for h in headings[-6:]] == ["archived", "visible", "active", "pinned", "messages",
+                                                        "updated at"]
+    # The short id: 8 characters, the whole id on hover and behind its link.
+    thread = threads[0]
+    short = page.locator(f'#result_list td.field-short_id a[title="{thread.pk}"]')
+    assert short.inner_text() == str(thread.pk)[:8]
+    assert short.get_attribute("href").endswith(f"/admin/threads/thread/{thread.pk}/change/")
+    # A cut title keeps its whole text on hover; flags are the admin's icons.
+    title = page.locator("#result_list .field-thread .clip").first
+    assert title.get_attribute("title") == title.text_content()
+    assert page.locator("#result_list td.field-pinned img[src*='icon-yes']").count() == 3
+    assert page.locator("#result_list td.field-archived img[src*='icon-no']").count() == len(threads)
+
+
+def test_every_time_on_the_pages_is_written_one_way_with_its_zone(page, org, member, django_user_model):
+    from threads.webhooks.services import endpoint_create
+
+    member.is_staff = member.is_superuser = True
+    member.save()
+    thread = thread_create(org=org, actor=ACTOR, data={"title": "Timed", "tags": ["a"]})
+    message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "hi"})
+    api_key_create(org=org, name="timed", scope="read")
+    with override_settings(WEBHOOK_ALLOWED_NETWORKS=["93.184.0.0/16"]):
+        endpoint = endpoint_create(org=org, data={"url": "https://93.184.215.14/hook", "actions": ["updated"]})
+
+    log_in(page, member.username)
+    seen = {}
+    for name, path in [
+        ("ops-list", "/ops/threads/"), ("ops-thread", f"/ops/threads/{thread.pk}/"),
+        ("admin-threads", "/admin/threads/thread/"), ("admin-thread", f"/admin/threads/thread/{thread.pk}/change/"),
+        ("admin-events", "/admin/threads/event/"), ("admin-keys", "/admin/threads/apikey/"),
+        ("admin-webhooks", "/admin/webhooks/webhookendpoint/"),
+        ("admin-webhook", f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/"),
+    ]:
+        page.goto(path)
+        text = page.locator("body").inner_text()
+        seen[name] = LOOKS_LIKE_A_TIME.findall(text)
+        assert seen[name], f"no time on {path}"
+        assert [t for t in seen[name] if not ONE_FORMAT.fullmatch(t)] == [], (path, seen[name])
+    shot(page, "admin-webhook-change")
+    # The history's lastActivityAt too, which the event keeps as ISO-8601 text.
+    page.goto(f"/ops/threads/{thread.pk}/")
+    assert re.search(r"lastActivityAt: \(none\) → \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page.inner_text("body"))
+
+
+def test_an_archived_thread_page_has_a_banner_and_its_flags_sit_in_one_row(page, org, member):
+    archived = thread_create(org=org, actor=ACTOR, data={"title": "Old case", "isArchived": True})
+    current = thread_create(org=org, actor=ACTOR, data={"title": "New case"})
+
+    log_in(page, member.username)
+    page.goto(f"/ops/threads/{archived.pk}/")
+    banner = page.locator("#archived-banner")
+    assert banner.is_visible() and "This thread is archived." in banner.inner_text()
+    box, heading = banner.bounding_box(), page.locator("h1").bounding_box()
+    assert box["y"] > heading["y"] and box["y"] < page.get_by_label("Title").bounding_box()["y"]  # at the top
+    flags = [page.get_by_label(label, exact=True) for label in ("Archived", "Active", "Visible in UI", "Pinned")]
+    tops = [flag.bounding_box()["y"] for flag in flags]
+    assert max(tops) - min(tops) < 2, tops  # one row, "Pinned" no longer under "Title"
+    for label in ("Archived", "Active", "Visible in UI", "Pinned"):  # each label beside its box
+        box_y = page.get_by_label(label, exact=True).bounding_box()
+        text_y = page.locator("#flags label", has_text=label).first.bounding_box()
+        assert abs((box_y["y"] + box_y["height"] / 2) - (text_y["y"] + text_y["height"] / 2)) < 4
+    assert page.get_by_label("Title").bounding_box()["y"] < min(tops)
+    shot(page, "ops-thread-archived")
+
+    page.get_by_label("Archived", exact=True).uncheck()
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Saved (version 2).").wait_for()
+    assert page.locator("#archived-banner").count() == 0
+    page.goto(f"/ops/threads/{current.pk}/")
+    assert page.locator("#archived-banner").count() == 0
+
+
+def test_the_operator_list_keeps_every_column_on_screen_with_long_titles(page, org, other_org, member):
+    long_threads(org, other_org)
+    thread_create(org=org, actor=ACTOR, data={"title": "y" * 256})
+
+    log_in(page, member.username)
+    shot(page, "ops-list")
+    assert columns_past(page, "table.threads", "main") == []
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_the_webhooks_admin_shows_actions_as_words(page, org, django_user_model):
+    from threads.webhooks.services import endpoint_create
+
+    django_user_model.objects.create_superuser("root", password=PASSWORD)
+    with override_settings(WEBHOOK_ALLOWED_NETWORKS=["93.184.0.0/16"]):
+        endpoint_create(org=org, data={"url": "https://93.184.215.14/a", "actions": ["updated", "deleted"]})
+        endpoint_create(org=org, data={"url": "https://93.184.215.14/b"})
+
+    log_in_admin(page)
+    page.goto("/admin/webhooks/webhookendpoint/")
+    shot(page, "admin-webhooks")
+    cells = sorted(page.locator("#result_list td.field-wanted").all_inner_texts())
+    assert cells == ["every action", "updated, deleted"]
+    assert '["' not in page.locator("#result_list").inner_text()

@@ -223,6 +223,16 @@ def normalize_tags(values: list[Any], param: str = "tags") -> list[str]:
     return list(out)
 
 
+def split_tags(text: str) -> list[str]:
+    """Tags typed as comma-separated text (the operator pages and the admin), as the list a
+    patch carries; ``normalize_tags`` then judges each one like any client's."""
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
+
+
+def join_tags(tags: list[str]) -> str:
+    return ", ".join(tags)
+
+
 _PARSERS = {
     "title": _parse_title,
     "metadata": _parse_map,

@@ -90,7 +90,7 @@ class ThreadForm(forms.Form):
     @classmethod
     def initial_for(cls, thread) -> dict:
         return {
-            "title": thread.title, "tags": ", ".join(thread.tags), "isArchived": thread.is_archived,
+            "title": thread.title, "tags": merge.join_tags(thread.tags), "isArchived": thread.is_archived,
             "isActive": thread.is_active, "visibleInUi": thread.visible_in_ui,
             "isPinned": thread.is_pinned, "projectId": thread.project_id or "",
             "assistantId": thread.assistant_id or "", "userId": thread.user_id or "",
@@ -107,7 +107,7 @@ class ThreadForm(forms.Form):
             if name != "version" and value != _as_posted(shown[name], self.fields[name])
         }
         if "tags" in patch:
-            patch["tags"] = [tag.strip() for tag in patch["tags"].split(",") if tag.strip()]
+            patch["tags"] = merge.split_tags(patch["tags"])
         for name in IDS:
             if name in patch:
                 patch[name] = patch[name] or None

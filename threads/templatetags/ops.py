@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from django import template
+from django.utils import formats, timezone
 
 from ..counts import RowCount
 
@@ -29,10 +31,25 @@ def change_lines(changes: dict) -> list[str]:
         else:
             pairs = [(f"{field}.{key}", item) for key, item in (change or {}).items()]
         for name, item in pairs:
-            old = "(none)" if item["from"] is None else _short(item["from"])
-            new = "(none)" if item["to"] is None else _short(item["to"])
+            old, new = (_value(name, item[end]) for end in ("from", "to"))
             lines.append(f"{name}: {old} → {new}")
     return lines
+
+
+TIME_FIELDS = frozenset({"lastActivityAt", "createdAt", "updatedAt"})
+
+
+def _value(name: str, value) -> str:
+    """One side of a change: a time in the pages' one format, anything else as JSON, shortened."""
+    if value is None:
+        return "(none)"
+    if name in TIME_FIELDS and isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return _short(value)
+        return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+    return _short(value)
 
 
 @register.filter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from threads.admin import OrgScopedAdmin
@@ -14,6 +15,11 @@ from . import services
 from .models import Delivery, WebhookEndpoint
 
 RECENT = 20
+
+
+def when(value) -> str:
+    """A time as every admin page writes it (DATETIME_FORMAT, with the zone), or nothing."""
+    return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT") if value else ""
 FIELDS = {"url": "url", "actions": "actions", "description": "description", "is_active": "isActive"}
 
 
@@ -43,7 +49,7 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(OrgScopedAdmin):
     form = WebhookEndpointForm
-    list_display = ["url", "organization", "is_active", "actions", "created_at"]
+    list_display = ["url", "organization", "is_active", "wanted", "created_at"]
     list_filter = ["organization", "is_active"]
     search_fields = ["url", "description"]
     list_select_related = ["organization"]
@@ -56,6 +62,11 @@ class WebhookEndpointAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "organization"] if obj else []
+
+    @admin.display(description="actions")
+    def wanted(self, obj):
+        """The event actions sent, as words: ``updated, deleted``, or every one."""
+        return ", ".join(obj.actions) if obj.actions else "every action"
 
     @admin.display(description=f"Recent deliveries (newest {RECENT})")
     def recent_deliveries(self, obj):
@@ -71,7 +82,7 @@ class WebhookEndpointAdmin(OrgScopedAdmin):
                     d.attempts,
                     d.last_status_code or "",
                     d.last_error,
-                    d.next_attempt_at or "",
+                    when(d.next_attempt_at),
                 )
                 for d in rows
             ),
