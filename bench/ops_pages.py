@@ -176,9 +176,12 @@ def main(repeat: int) -> list[dict]:
         clients[slug].force_login(operator(slug))
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
     results = []
+    # BENCH_OPS_PAGES="admin events,ops: first" times only the pages whose label contains one of these.
+    wanted = [w.strip() for w in os.environ.get("BENCH_OPS_PAGES", "").split(",") if w.strip()]
+    pages = [p for p in PAGES if not wanted or any(w in p[0] for w in wanted)]
     command = [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"]
     with server("serve", command, env, "/accounts/login/") as (base, _):
-        for label, url, params in PAGES:
+        for label, url, params in pages:
             queries = {slug: query_of(url, params, org) for slug, org in orgs.items()}
             requests = {
                 slug: urllib.request.Request(
