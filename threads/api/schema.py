@@ -11,7 +11,7 @@ from drf_spectacular.openapi import AutoSchema
 # SPECTACULAR_SETTINGS["TAGS"] describes the tags and sets their order in /api/docs/.
 PATH_TAGS = [
     (r"/api/v1/auth/.*|/api/v1/threads/[^/]+/chat-token", "Auth"),
-    (r"/api/v1/threads/[^/]+/messages", "Messages"),
+    (r"/api/v1/threads/[^/]+/messages(/[^/]+)?", "Messages"),
     (r"/api/v1/threads/[^/]+/history", "History"),
     (r"/api/v1/threads(/[^/]+)?", "Threads"),
     (r"/api/v1/events(/.*)?", "Change feed"),
@@ -20,6 +20,8 @@ PATH_TAGS = [
     (r"/v1/threads/[^/]+/metadata", "Thread metadata"),
     (r"/api/chat/threads/[^/]+", "Chat threads"),
     (r"/v1/threads(/.*)?", "Langbase threads"),
+    (r"/v1/conversations(/.*)?", "OpenAI conversations"),
+    (r"/langgraph/threads(/.*)?", "LangGraph threads"),
 ]
 
 
