@@ -176,7 +176,7 @@ class LangGraphView(CompatView):
             detail = f"Thread with ID {thread_id} already exists"
         elif status >= 500:
             detail = "Internal Server Error" if status == 500 else error.message
-        elif error.param and error.param.startswith("metadata.") and not isinstance(error, Invalid):
+        elif error.param and not isinstance(error, Invalid):
             detail = f"{error.param}: {error.message}"
         elif error.code == "invalid_json":
             detail = "Invalid JSON in request body"
