@@ -8,8 +8,13 @@ from datetime import datetime
 
 import pytest
 from langgraph_sdk import get_sync_client
-from langgraph_sdk.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDeniedError
-from langgraph_sdk.errors import UnprocessableEntityError
+from langgraph_sdk.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnprocessableEntityError,
+)
 
 from threads.models import Event, Message, Thread
 from threads.services import message_add, thread_create
