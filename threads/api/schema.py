@@ -48,3 +48,15 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key (`tk_…`), a user access token (JWT) or a chat token (JWT).",
         }
+
+
+class ApiKeyHeaderScheme(OpenApiAuthenticationExtension):
+    """The LangGraph surface: the key alone in ``X-Api-Key`` (or the bearer credentials, as the
+    tag's description says)."""
+
+    target_class = "threads.api.authentication.ApiKeyHeaderAuthentication"
+    name = "apiKeyHeader"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes."}

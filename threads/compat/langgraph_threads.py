@@ -232,7 +232,7 @@ class SearchView(LangGraphView):
             "sort_by": {"type": "string", "enum": list(SORTS)},
             "sort_order": {"type": "string", "enum": ["asc", "desc"]},
             "select": {"type": "array", "items": {"type": "string", "enum": list(FIELDS)}}}}},
-        responses={200: {"type": "array", "items": THREAD}, **ERRORS},
+        responses={200: {"type": "array", "items": {**THREAD, "required": []}}, **ERRORS},
     )
     def post(self, request):
         body = check_body(request.data, {*FILTERS, "ids", "limit", "offset", "sort_by", "sort_order", "select"},
@@ -240,10 +240,10 @@ class SearchView(LangGraphView):
         limit = whole_number(body, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
         offset = whole_number(body, "offset", 0, 0)
         sort_by, order = body.get("sort_by") or "created_at", body.get("sort_order") or "desc"
-        if sort_by not in SORTS or order not in ("asc", "desc"):
+        if not isinstance(sort_by, str) or sort_by not in SORTS or order not in ("asc", "desc"):
             raise Invalid(f"'sort_by' must be one of {', '.join(SORTS)}; 'sort_order' 'asc' or 'desc'.")
         select = body.get("select") or None
-        if select is not None and (not isinstance(select, list) or not set(select) <= set(FIELDS)):
+        if select is not None and (not isinstance(select, list) or any(name not in FIELDS for name in select)):
             raise Invalid(f"'select' must be a list of: {', '.join(FIELDS)}.")
         sign = "-" if order == "desc" else ""
         qs = filtered(request.user.organization, body).order_by(f"{sign}{SORTS[sort_by]}", f"{sign}id")

@@ -137,7 +137,7 @@ def parse_items(items: Any, *, required: bool) -> list[dict[str, str]]:
             raise fail(f"Unknown parameter: '{where}.{unknown[0]}'.", f"{where}.{unknown[0]}", "unknown_parameter")
         if entry.get("type", "message") != "message":
             raise fail(f"'{where}.type': only 'message' items are supported.", f"{where}.type")
-        if entry.get("role") not in ROLES:
+        if not isinstance(entry.get("role"), str) or entry["role"] not in ROLES:
             raise fail(f"'{where}.role' must be one of {', '.join(ROLES)}.", f"{where}.role")
         if entry.get("status") not in (None, *STATUSES) or entry.get("phase") is not None:
             name = "phase" if entry.get("phase") is not None else "status"
