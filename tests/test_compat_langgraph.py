@@ -53,8 +53,17 @@ def threads(serve_url, write_key):
 @sdk
 def test_the_sdk_creates_gets_updates_copies_and_deletes(threads, api):
     created = threads.create(metadata={"user": "ada", "graph_id": "agent"})
-    assert set(created) == {"thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "status",
-                            "config", "values", "interrupts"}
+    assert set(created) == {
+        "thread_id",
+        "created_at",
+        "updated_at",
+        "state_updated_at",
+        "metadata",
+        "status",
+        "config",
+        "values",
+        "interrupts",
+    }
     assert (created["status"], created["config"], created["values"], created["interrupts"]) == ("idle", {}, None, {})
     assert datetime.fromisoformat(created["created_at"]).utcoffset() is not None
     assert threads.get(created["thread_id"]) == created

@@ -48,8 +48,10 @@ def client(serve_url, write_key) -> OpenAI:
 def test_the_sdk_creates_reads_replaces_and_deletes_a_conversation(client, api):
     created = client.conversations.create(
         metadata={"topic": "billing", "tier": "pro"},
-        items=[{"role": "user", "content": "Hi"}, {"type": "message", "role": "developer",
-                                                    "content": [{"type": "input_text", "text": "Be brief."}]}],
+        items=[
+            {"role": "user", "content": "Hi"},
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]},
+        ],
     )
     assert created.object == "conversation" and created.id.startswith("conv_") and len(created.id) == 37
     assert isinstance(created.created_at, int) and created.metadata == {"topic": "billing", "tier": "pro"}
@@ -89,8 +91,11 @@ def test_the_canonical_api_shows_the_same_thread_and_its_messages_as_items(clien
     api.post(url(thread, "/messages"), {"role": "user", "content": "third"})
 
     items = client.conversations.items.list(conv(thread), order="asc")
-    assert [(i.role, i.content[0].text) for i in items] == [("user", "first"), ("assistant", "second"),
-                                                            ("user", "third")]
+    assert [(i.role, i.content[0].text) for i in items] == [
+        ("user", "first"),
+        ("assistant", "second"),
+        ("user", "third"),
+    ]
     first = items.data[0]
     assert first.type == "message" and first.status == "completed" and first.content[0].type == "input_text"
     assert first.id == f"msg_{Message.objects.get(content='first').pk.hex}"
@@ -116,8 +121,9 @@ def test_auto_pagination_walks_every_page_in_either_order(client, org, order):
 @sdk
 def test_deleting_an_item_answers_the_conversation_and_the_thread_counts_one_less(client, api, org):
     thread = thread_create(org=org, actor=ACTOR, data={"metadata": {"k": "v"}})
-    items = client.conversations.items.create(conv(thread), items=[
-        {"role": "user", "content": "a"}, {"role": "user", "content": "b"}]).data
+    items = client.conversations.items.create(
+        conv(thread), items=[{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    ).data
 
     answer = client.conversations.items.delete(items[0].id, conversation_id=conv(thread))
 
@@ -202,8 +208,12 @@ wire = pytest.mark.django_db
 
 @wire
 def test_an_unknown_or_malformed_or_foreign_id_is_404_in_openais_envelope(api, outsider, thread):
-    for path in (f"{CONVERSATIONS}/conv_{uuid.uuid4().hex}", f"{CONVERSATIONS}/{thread.pk}",
-                 f"{CONVERSATIONS}/conv_{thread.pk.hex.upper()}", f"{CONVERSATIONS}/thread_abc"):
+    for path in (
+        f"{CONVERSATIONS}/conv_{uuid.uuid4().hex}",
+        f"{CONVERSATIONS}/{thread.pk}",
+        f"{CONVERSATIONS}/conv_{thread.pk.hex.upper()}",
+        f"{CONVERSATIONS}/thread_abc",
+    ):
         error = envelope(api.get(path), 404, None)
         assert error["type"] == "invalid_request_error" and "not found" in error["message"]
     envelope(outsider.get(f"{CONVERSATIONS}/{conv(thread)}"), 404, None)
@@ -221,24 +231,41 @@ def test_a_list_answers_openais_list_shape(api, org):
     assert body["object"] == "list" and body["has_more"] is False
     assert body["first_id"] == body["last_id"] == body["data"][0]["id"]
     assert api.get(f"{CONVERSATIONS}/{conv(empty)}/items").json() == {
-        "object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+        "object": "list",
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+        "has_more": False,
+    }
 
 
 @wire
-@pytest.mark.parametrize(("body", "code", "param"), [
-    ({"items": [{"type": "function_call_output", "call_id": "c", "output": "x"}]}, "unknown_parameter",
-     "items[0].call_id"),
-    ({"items": [{"type": "reasoning", "role": "user", "content": "x"}]}, "invalid_value", "items[0].type"),
-    ({"items": [{"role": "critic", "content": "x"}]}, "invalid_value", "items[0].role"),
-    ({"items": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}, "invalid_value",
-     "items[0].content[0].type"),
-    ({"items": [{"role": "user", "content": [{"type": "input_text", "text": "a"}] * 2}]},
-     "array_above_max_length", "items[0].content"),
-    ({"items": [{"role": "user", "content": "x" * 100_001}]}, "string_above_max_length", "items[0].content"),
-    ({"items": "hello"}, "invalid_type", "items"),
-    ({"metadata": {"k": ["a"]}}, "invalid_type", "metadata.k"),
-    ({"title": "x"}, "unknown_parameter", "title"),
-])
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        (
+            {"items": [{"type": "function_call_output", "call_id": "c", "output": "x"}]},
+            "unknown_parameter",
+            "items[0].call_id",
+        ),
+        ({"items": [{"type": "reasoning", "role": "user", "content": "x"}]}, "invalid_value", "items[0].type"),
+        ({"items": [{"role": "critic", "content": "x"}]}, "invalid_value", "items[0].role"),
+        (
+            {"items": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+            "invalid_value",
+            "items[0].content[0].type",
+        ),
+        (
+            {"items": [{"role": "user", "content": [{"type": "input_text", "text": "a"}] * 2}]},
+            "array_above_max_length",
+            "items[0].content",
+        ),
+        ({"items": [{"role": "user", "content": "x" * 100_001}]}, "string_above_max_length", "items[0].content"),
+        ({"items": "hello"}, "invalid_type", "items"),
+        ({"metadata": {"k": ["a"]}}, "invalid_type", "metadata.k"),
+        ({"title": "x"}, "unknown_parameter", "title"),
+    ],
+)
 def test_a_refused_create_is_400_and_writes_nothing(api, body, code, param):
     envelope(api.post(CONVERSATIONS, body), 400, code, param)
     assert Thread.objects.count() == 0 and Event.objects.count() == 0
@@ -270,8 +297,12 @@ def test_no_credentials_is_401_and_a_chat_token_is_refused(thread):
 
 @wire
 def test_a_user_token_writes_as_the_user(member_api, api, thread):
-    assert member_api.post(f"{CONVERSATIONS}/{conv(thread)}/items", {"items": [
-        {"role": "user", "content": "x"}]}).status_code == 200
+    assert (
+        member_api.post(
+            f"{CONVERSATIONS}/{conv(thread)}/items", {"items": [{"role": "user", "content": "x"}]}
+        ).status_code
+        == 200
+    )
     assert api.get(url(thread, "/history")).json()["results"][0]["actor"]["type"] == "user"
 
 
@@ -284,4 +315,3 @@ def test_a_bad_after_or_order_is_400(api, thread, org):
     envelope(api.get(items, {"after": "nope"}), 400, "invalid_value", "after")
     envelope(api.get(items, {"order": "up"}), 400, "invalid_value", "order")
     envelope(api.get(items, {"limit": "ten"}), 400, "invalid_type", "limit")
-

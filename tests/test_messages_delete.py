@@ -58,8 +58,9 @@ def test_it_deletes_the_message_counts_one_less_bumps_the_version_and_records_an
 def test_it_is_one_transaction_an_event_that_cannot_be_written_leaves_the_message(org, chat):
     # The next version's event already exists (the (thread, version) pair is unique): the
     # event's insert fails, and with it the whole delete.
-    Event.objects.create(organization=org, thread_id=chat.pk, action="updated", version=chat.version + 1,
-                         actor_type=ACTOR.type)
+    Event.objects.create(
+        organization=org, thread_id=chat.pk, action="updated", version=chat.version + 1, actor_type=ACTOR.type
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         message_delete(org=org, thread_id=chat.pk, message_id=second(chat).pk, actor=ACTOR)
 
@@ -131,7 +132,8 @@ def test_the_feed_and_a_webhook_that_asks_for_it_carry_the_event(api, org, setti
 
         feed = api.get("/api/v1/events", {"action": "message_deleted"}).json()["results"]
         assert [(e["threadId"], e["action"], e["changes"]["messageId"]["from"]) for e in feed] == [
-            (str(thread.pk), "message_deleted", str(message.pk))]
+            (str(thread.pk), "message_deleted", str(message.pk))
+        ]
         worker.run(threading.Event(), once=True)
         assert [r.body["type"] for r in receiver.received] == ["thread.message_deleted"]
         assert receiver.received[0].body["data"] == feed[0]

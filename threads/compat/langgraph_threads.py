@@ -25,11 +25,25 @@ from ..filters import ThreadFilter
 from .base import CompatView
 
 STATUSES = ("idle", "busy", "interrupted", "error")
-FIELDS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata", "config", "status", "values",
-          "interrupts")
+FIELDS = (
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "status",
+    "values",
+    "interrupts",
+)
 # sort_by -> the column it orders by (every thread is idle: by status is by creation, ties by id).
-SORTS = {"thread_id": "id", "created_at": "created_at", "updated_at": "updated_at",
-         "state_updated_at": "updated_at", "status": "created_at"}
+SORTS = {
+    "thread_id": "id",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "state_updated_at": "updated_at",
+    "status": "created_at",
+}
 LIMIT_DEFAULT, LIMIT_MAX = 10, 1000
 WRITABLE = frozenset({"metadata"})
 
@@ -88,8 +102,10 @@ def check_metadata(value: Any, *, filter_: bool = False) -> dict[str, Any]:
         if item is None or isinstance(item, str):
             continue
         if not (isinstance(item, list) and all(isinstance(text, str) for text in item)):
-            raise Invalid(f"metadata.{key}: a metadata value must be a string or a list of strings (or null to "
-                          f"remove the key); this service does not store numbers, booleans or objects.")
+            raise Invalid(
+                f"metadata.{key}: a metadata value must be a string or a list of strings (or null to "
+                f"remove the key); this service does not store numbers, booleans or objects."
+            )
     return value
 
 
@@ -152,8 +168,13 @@ THREAD = {
     },
     "required": ["thread_id", "created_at", "updated_at", "metadata", "status"],
 }
-METADATA = {"type": "object", "additionalProperties": {
-    "nullable": True, "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}}
+METADATA = {
+    "type": "object",
+    "additionalProperties": {
+        "nullable": True,
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    },
+}
 FILTERS = {
     "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
     "values": {"type": "object"},
@@ -187,10 +208,18 @@ class LangGraphView(CompatView):
 
 class ThreadsView(LangGraphView):
     @extend_schema(
-        operation_id="langgraph_threads_create", summary="Create a thread",
-        request={"application/json": {"type": "object", "properties": {
-            "thread_id": {"type": "string", "format": "uuid"}, "metadata": METADATA,
-            "if_exists": {"type": "string", "enum": ["raise", "do_nothing"]}}}},
+        operation_id="langgraph_threads_create",
+        summary="Create a thread",
+        request={
+            "application/json": {
+                "type": "object",
+                "properties": {
+                    "thread_id": {"type": "string", "format": "uuid"},
+                    "metadata": METADATA,
+                    "if_exists": {"type": "string", "enum": ["raise", "do_nothing"]},
+                },
+            }
+        },
         responses={200: THREAD, 409: DETAIL, **ERRORS},
     )
     def post(self, request):
@@ -223,20 +252,28 @@ class SearchView(LangGraphView):
     reads_only = True
 
     @extend_schema(
-        operation_id="langgraph_threads_search", summary="Search threads",
-        request={"application/json": {"type": "object", "properties": {
-            **FILTERS,
-            "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
-            "limit": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT},
-            "offset": {"type": "integer", "minimum": 0, "default": 0},
-            "sort_by": {"type": "string", "enum": list(SORTS)},
-            "sort_order": {"type": "string", "enum": ["asc", "desc"]},
-            "select": {"type": "array", "items": {"type": "string", "enum": list(FIELDS)}}}}},
+        operation_id="langgraph_threads_search",
+        summary="Search threads",
+        request={
+            "application/json": {
+                "type": "object",
+                "properties": {
+                    **FILTERS,
+                    "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX, "default": LIMIT_DEFAULT},
+                    "offset": {"type": "integer", "minimum": 0, "default": 0},
+                    "sort_by": {"type": "string", "enum": list(SORTS)},
+                    "sort_order": {"type": "string", "enum": ["asc", "desc"]},
+                    "select": {"type": "array", "items": {"type": "string", "enum": list(FIELDS)}},
+                },
+            }
+        },
         responses={200: {"type": "array", "items": {**THREAD, "required": []}}, **ERRORS},
     )
     def post(self, request):
-        body = check_body(request.data, {*FILTERS, "ids", "limit", "offset", "sort_by", "sort_order", "select"},
-                          ("extract",))
+        body = check_body(
+            request.data, {*FILTERS, "ids", "limit", "offset", "sort_by", "sort_order", "select"}, ("extract",)
+        )
         limit = whole_number(body, "limit", LIMIT_DEFAULT, 1, LIMIT_MAX)
         offset = whole_number(body, "offset", 0, 0)
         sort_by, order = body.get("sort_by") or "created_at", body.get("sort_order") or "desc"
@@ -259,7 +296,8 @@ class CountView(LangGraphView):
     reads_only = True
 
     @extend_schema(
-        operation_id="langgraph_threads_count", summary="Count threads",
+        operation_id="langgraph_threads_count",
+        summary="Count threads",
         request={"application/json": {"type": "object", "properties": FILTERS}},
         responses={200: {"type": "integer"}, **ERRORS},
     )
@@ -269,14 +307,18 @@ class CountView(LangGraphView):
 
 
 class ThreadView(LangGraphView):
-    @extend_schema(operation_id="langgraph_threads_get", summary="Get a thread", parameters=[
-        *PATH_ID, OpenApiParameter("include", str, description="Accepted; `ttl` is never set here.")],
-        responses={200: THREAD, **ERRORS})
+    @extend_schema(
+        operation_id="langgraph_threads_get",
+        summary="Get a thread",
+        parameters=[*PATH_ID, OpenApiParameter("include", str, description="Accepted; `ttl` is never set here.")],
+        responses={200: THREAD, **ERRORS},
+    )
     def get(self, request, thread_id):
         return Response(render(selectors.thread_get(request.user.organization, thread_uuid(thread_id))))
 
     @extend_schema(
-        operation_id="langgraph_threads_update", summary="Merge a thread's metadata",
+        operation_id="langgraph_threads_update",
+        summary="Merge a thread's metadata",
         description="`null` removes a key. With `Prefer: return=minimal` the answer is an empty 204.",
         parameters=[*PATH_ID, OpenApiParameter("Prefer", str, OpenApiParameter.HEADER, enum=["return=minimal"])],
         request={"application/json": {"type": "object", "properties": {"metadata": METADATA}}},
@@ -286,26 +328,40 @@ class ThreadView(LangGraphView):
         body = check_body(request.data, {"metadata"}, ("ttl",))
         patch = {"metadata": check_metadata(body["metadata"])} if body.get("metadata") is not None else {}
         thread = services.thread_update(
-            org=request.user.organization, thread_id=thread_uuid(thread_id), patch=patch,
-            actor=request.user.actor, fields=WRITABLE,
+            org=request.user.organization,
+            thread_id=thread_uuid(thread_id),
+            patch=patch,
+            actor=request.user.actor,
+            fields=WRITABLE,
         )
         if request.headers.get("Prefer") == "return=minimal":
             return Response(status=204)
         return Response(render(thread))
 
-    @extend_schema(operation_id="langgraph_threads_delete", summary="Delete a thread", parameters=PATH_ID,
-                   responses={204: None, **ERRORS})
+    @extend_schema(
+        operation_id="langgraph_threads_delete",
+        summary="Delete a thread",
+        parameters=PATH_ID,
+        responses={204: None, **ERRORS},
+    )
     def delete(self, request, thread_id):
-        services.thread_delete(org=request.user.organization, thread_id=thread_uuid(thread_id),
-                               actor=request.user.actor)
+        services.thread_delete(
+            org=request.user.organization, thread_id=thread_uuid(thread_id), actor=request.user.actor
+        )
         return Response(status=204)
 
 
 class CopyView(LangGraphView):
-    @extend_schema(operation_id="langgraph_threads_copy", summary="Copy a thread",
-                   description="A new thread with the same metadata, other fields and messages.",
-                   parameters=PATH_ID, request=None, responses={200: THREAD, **ERRORS})
+    @extend_schema(
+        operation_id="langgraph_threads_copy",
+        summary="Copy a thread",
+        description="A new thread with the same metadata, other fields and messages.",
+        parameters=PATH_ID,
+        request=None,
+        responses={200: THREAD, **ERRORS},
+    )
     def post(self, request, thread_id):
-        thread = services.thread_copy(org=request.user.organization, thread_id=thread_uuid(thread_id),
-                                      actor=request.user.actor)
+        thread = services.thread_copy(
+            org=request.user.organization, thread_id=thread_uuid(thread_id), actor=request.user.actor
+        )
         return Response(render(thread))
