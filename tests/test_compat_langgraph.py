@@ -254,3 +254,13 @@ def test_copy_keeps_the_fields_and_messages_in_order_with_new_ids(api, org, thre
     assert [m.content for m in copied] == ["one", "two"]
     assert not set(copied.values_list("pk", flat=True)) & set(thread.messages.values_list("pk", flat=True))
     assert api.get(url(copy["id"], "/history")).json()["results"][-1]["action"] == "created"
+
+
+@sdk
+def test_the_reference_snippet_runs_as_written(serve_url, write_key, capsys):
+    from .test_compat_openai import run_snippet
+
+    run_snippet("from langgraph_sdk import get_sync_client", serve_url, write_key)
+    copy = Thread.objects.get()  # the original is deleted, its copy stays
+    assert copy.metadata == {"graph_id": "agent", "plan": "pro"}
+    assert "'plan': 'pro'" in capsys.readouterr().out

@@ -315,3 +315,21 @@ def test_a_bad_after_or_order_is_400(api, thread, org):
     envelope(api.get(items, {"after": "nope"}), 400, "invalid_value", "after")
     envelope(api.get(items, {"order": "up"}), 400, "invalid_value", "order")
     envelope(api.get(items, {"limit": "ten"}), 400, "invalid_type", "limit")
+
+
+@sdk
+def test_the_reference_snippet_runs_as_written(serve_url, write_key, capsys):
+    run_snippet("from openai import OpenAI", serve_url, write_key)
+    assert capsys.readouterr().out.splitlines() == ["user Where is my invoice?", "assistant Here it is."]
+    assert Thread.objects.count() == 0  # it deletes what it made
+
+
+def run_snippet(marker: str, serve_url: str, key: str) -> None:
+    """The docs/api.md Python block that starts with ``marker``, against the server and with the key."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if b.startswith(marker))
+    code = block.replace("http://127.0.0.1:8000", serve_url).replace("tk_…", key)
+    exec(compile(code, "docs/api.md", "exec"), {"__name__": "snippet"})  # noqa: S102 - our own documentation
