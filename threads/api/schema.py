@@ -58,5 +58,9 @@ class ApiKeyHeaderScheme(OpenApiAuthenticationExtension):
     name = "apiKeyHeader"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "X-Api-Key",
-                "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes."}
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Api-Key",
+            "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes.",
+        }

@@ -12,7 +12,8 @@ urlpatterns = [
     path("threads/<str:thread_id>", views.ThreadDetailView.as_view(), name="thread-detail"),
     path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),
     path(
-        "threads/<str:thread_id>/messages/<str:message_id>", views.MessageDetailView.as_view(),
+        "threads/<str:thread_id>/messages/<str:message_id>",
+        views.MessageDetailView.as_view(),
         name="thread-message",
     ),
     path("threads/<str:thread_id>/history", views.HistoryView.as_view(), name="thread-history"),
