@@ -150,8 +150,10 @@ def test_tags_are_edited_as_comma_separated_text(admin_client, thread):
 
 @pytest.mark.parametrize(
     ("tags", "message"),
-    [("ok, " + "x" * 65, "Each tag must be 1 to 64 characters."),
-     (", ".join(f"t{i}" for i in range(33)), "A thread cannot have more than 32 tags.")],
+    [
+        ("ok, " + "x" * 65, "Each tag must be 1 to 64 characters."),
+        (", ".join(f"t{i}" for i in range(33)), "A thread cannot have more than 32 tags."),
+    ],
 )
 def test_a_tag_the_rules_refuse_is_the_same_error_as_on_the_operator_page(admin_client, thread, tags, message):
     from .test_ops import edit_data

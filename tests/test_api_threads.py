@@ -196,8 +196,14 @@ def test_an_unknown_route_is_404_in_the_envelope(api):
     envelope(api.get("/api/v1/nothing-here"), 404, "not_found")
 
 
-UNKNOWN_API_PATHS = ["/api/v1/nothing-here", "/api/v1/threads/x/y/z", "/api/chat/nothing", "/api/nothing",
-                     "/v1/nothing", "/v1/threads/x/metadata/y"]
+UNKNOWN_API_PATHS = [
+    "/api/v1/nothing-here",
+    "/api/v1/threads/x/y/z",
+    "/api/chat/nothing",
+    "/api/nothing",
+    "/v1/nothing",
+    "/v1/threads/x/metadata/y",
+]
 
 
 @pytest.mark.parametrize("path", UNKNOWN_API_PATHS)

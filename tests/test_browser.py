@@ -240,10 +240,17 @@ def log_in_admin(page, username: str = "root") -> None:
 def long_threads(org, other_org):
     """Threads with every column at its longest: titles, ids, an organization's long slug."""
     threads = [
-        thread_create(org=org, actor=ACTOR, data={
-            "title": f"A customer asks about a refund for the invoice of March, number {n}",
-            "projectId": "project-" + "p" * 100, "userId": "user-" + "u" * 100, "isPinned": n % 2 == 0,
-            "tags": ["billing", "refund"]})
+        thread_create(
+            org=org,
+            actor=ACTOR,
+            data={
+                "title": f"A customer asks about a refund for the invoice of March, number {n}",
+                "projectId": "project-" + "p" * 100,
+                "userId": "user-" + "u" * 100,
+                "isPinned": n % 2 == 0,
+                "tags": ["billing", "refund"],
+            },
+        )
         for n in range(5)
     ]
     threads.append(thread_create(org=other_org, actor=ACTOR, data={"title": "x" * 256}))
@@ -284,13 +291,20 @@ def test_the_admin_thread_changelist_fits_1400_px_with_one_line_a_row(page, org,
     shot(page, "admin-thread-changelist")
 
     assert columns_past(page, "#result_list", "#changelist .results") == []
-    assert page.evaluate("() => { const r = document.querySelector('#changelist .results');"
-                         " return r.scrollWidth <= r.clientWidth; }")
+    assert page.evaluate(
+        "() => { const r = document.querySelector('#changelist .results'); return r.scrollWidth <= r.clientWidth; }"
+    )
     heights = row_heights(page, "#result_list")
     assert len(heights) == len(threads) and max(heights) - min(heights) < 1 and max(heights) < 40  # one line
     headings = page.locator("#result_list thead th").all_inner_texts()
-    assert [h.strip().lower() for h in headings[-6:]] == ["archived", "visible", "active", "pinned", "messages",
-                                                        "updated at"]
+    assert [h.strip().lower() for h in headings[-6:]] == [
+        "archived",
+        "visible",
+        "active",
+        "pinned",
+        "messages",
+        "updated at",
+    ]
     # The short id: 8 characters, the whole id on hover and behind its link.
     thread = threads[0]
     short = page.locator(f'#result_list td.field-short_id a[title="{thread.pk}"]')
@@ -317,9 +331,12 @@ def test_every_time_on_the_pages_is_written_one_way_with_its_zone(page, org, mem
     log_in(page, member.username)
     seen = {}
     for name, path in [
-        ("ops-list", "/ops/threads/"), ("ops-thread", f"/ops/threads/{thread.pk}/"),
-        ("admin-threads", "/admin/threads/thread/"), ("admin-thread", f"/admin/threads/thread/{thread.pk}/change/"),
-        ("admin-events", "/admin/threads/event/"), ("admin-keys", "/admin/threads/apikey/"),
+        ("ops-list", "/ops/threads/"),
+        ("ops-thread", f"/ops/threads/{thread.pk}/"),
+        ("admin-threads", "/admin/threads/thread/"),
+        ("admin-thread", f"/admin/threads/thread/{thread.pk}/change/"),
+        ("admin-events", "/admin/threads/event/"),
+        ("admin-keys", "/admin/threads/apikey/"),
         ("admin-webhooks", "/admin/webhooks/webhookendpoint/"),
         ("admin-webhook", f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/"),
     ]:

@@ -458,8 +458,11 @@ def test_import_with_new_ids_copies_another_organization_s_threads_with_their_me
     assert not {m["id"] for c in copies for m in c["messages"]} & message_ids
 
     def content(line):  # everything but the ids, the organization, the version and the update time
-        return {**comparable(line), "id": None,
-                "messages": [{k: v for k, v in m.items() if k not in ("id", "threadId")} for m in line["messages"]]}
+        return {
+            **comparable(line),
+            "id": None,
+            "messages": [{k: v for k, v in m.items() if k not in ("id", "threadId")} for m in line["messages"]],
+        }
 
     assert sorted(map(content, copies), key=json.dumps) == sorted(map(content, source.values()), key=json.dumps)
     for copy in copies:

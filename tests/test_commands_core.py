@@ -48,8 +48,12 @@ def test_create_user_makes_a_member_or_viewer_or_superuser(org):
 
 @pytest.mark.parametrize(
     ("password", "reason"),
-    [("a", "too short"), ("password123", "too common"), ("83749201736", "entirely numeric"),
-     ("annabelle-smith", "too similar to the username")],
+    [
+        ("a", "too short"),
+        ("password123", "too common"),
+        ("83749201736", "entirely numeric"),
+        ("annabelle-smith", "too similar to the username"),
+    ],
 )
 def test_create_user_refuses_a_password_the_validators_refuse(org, password, reason):
     with pytest.raises(CommandError, match=f"The password was refused: .*{reason}"):

@@ -69,8 +69,9 @@ def test_seed_demo_seeds_ten_thousand_threads_and_an_export_of_five_thousand_imp
     (tmp_path / "half.jsonl").write_text("".join(half), encoding="utf-8")
     call_command("create_org", "copy", **quiet)
     out = io.StringIO()
-    call_command("import_threads", str(tmp_path / "half.jsonl"), "--org", "copy", "--new-ids", stdout=out,
-                 stderr=io.StringIO())
+    call_command(
+        "import_threads", str(tmp_path / "half.jsonl"), "--org", "copy", "--new-ids", stdout=out, stderr=io.StringIO()
+    )
 
     assert out.getvalue().strip() == "imported 5000, updated 0, unchanged 0, skipped 0"
     copied = sum(json.loads(line)["messageCount"] for line in half)

@@ -139,9 +139,12 @@ def add_thread_error(form: forms.Form, error: ThreadError) -> None:
 class ThreadAdminForm(forms.ModelForm):
     loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
     # As on the operator pages: comma-separated text, judged by the core's tag rules in clean().
-    tags = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 60}),
-                           help_text="Comma-separated, e.g. billing, vip. Trimmed and lower-cased; "
-                                     "each 1 to 64 characters, at most 32.")
+    tags = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Comma-separated, e.g. billing, vip. Trimmed and lower-cased; each 1 to 64 characters, at most 32.",
+    )
 
     class Meta:
         model = Thread

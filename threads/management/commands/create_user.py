@@ -24,8 +24,11 @@ class Command(OperatorCommand):
         parser.add_argument("--password", help="Default: a random one, printed.")
         parser.add_argument("--role", choices=["member", "viewer"], default="member")
         parser.add_argument("--superuser", action="store_true", help="May also use the admin.")
-        parser.add_argument("--skip-password-validation", action="store_true",
-                            help="Accept a password the validators refuse (for tests and throwaway setups).")
+        parser.add_argument(
+            "--skip-password-validation",
+            action="store_true",
+            help="Accept a password the validators refuse (for tests and throwaway setups).",
+        )
 
     def handle(self, *args, username, org, password, role, superuser, skip_password_validation, **options):
         organization = get_org(org)

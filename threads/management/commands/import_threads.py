@@ -25,13 +25,13 @@ class Command(OperatorCommand):
         parser.add_argument("file")
         parser.add_argument("--org", required=True, help="Organization slug.")
         parser.add_argument(
-            "--new-ids", action="store_true",
+            "--new-ids",
+            action="store_true",
             help="Import the threads and their messages under new ids of this organization's own "
             "(the same ones at every import into it): copies of another organization's threads in "
             "the same database, e.g. a staging copy.",
         )
-        parser.add_argument("--allow-empty", action="store_true",
-                            help="Exit 0 even when no line was imported.")
+        parser.add_argument("--allow-empty", action="store_true", help="Exit 0 even when no line was imported.")
 
     def handle(self, *args, file, org, new_ids, allow_empty, **options):
         organization, actor, counts = get_org(org), Actor.command("import_threads"), Counter()
