@@ -203,6 +203,7 @@ UNKNOWN_API_PATHS = [
     "/api/nothing",
     "/v1/nothing",
     "/v1/threads/x/metadata/y",
+    "/langgraph/nothing",
 ]
 
 

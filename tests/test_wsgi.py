@@ -96,7 +96,9 @@ def test_the_api_docs_page_keeps_its_frame_guard_and_static_files_are_served():
     assert status == 200 and headers["content-type"][0].startswith("text/css") and content
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/v1/nothing", "/api/chat/nothing", "/api/nothing"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing-here", "/v1/nothing", "/api/chat/nothing", "/api/nothing", "/langgraph/nothing"]
+)
 def test_under_debug_an_unknown_api_route_through_the_real_app_is_the_404_envelope(settings, path):
     settings.DEBUG = True
     status, headers, content = call("GET", path)

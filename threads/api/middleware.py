@@ -31,8 +31,6 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-# Paths whose clients are programs: the canonical API, the seed surfaces, the schema and its docs.
-API_ERROR_PREFIXES = ("/api/", "/v1/")
 # Django's own error pages as the envelope: (code, message) by status.
 PAGE_ERRORS = {
     400: ("invalid_parameters", "Bad request."),
@@ -52,12 +50,14 @@ class ApiErrorsAsJsonMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        # Paths whose clients are programs: every API surface, the schema and its docs.
+        self.prefixes = ("/api/", *settings.API_PATH_PREFIXES)
 
     def __call__(self, request):
         response = self.get_response(request)
         if (
             response.status_code >= 400
-            and request.path_info.startswith(API_ERROR_PREFIXES)
+            and request.path_info.startswith(self.prefixes)
             and response.get("Content-Type", "").startswith("text/html")
         ):
             code, message = PAGE_ERRORS.get(response.status_code, ("internal_error", "Internal server error."))
