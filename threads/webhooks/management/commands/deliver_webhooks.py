@@ -1,23 +1,51 @@
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import CommandError
 
+from threads.management.commands._common import OperatorCommand
 from threads.webhooks import worker
 
+# Settings the worker cannot run with: (name, smallest value).
+SETTINGS = [
+    ("WEBHOOK_TIMEOUT_SECONDS", 0.1),
+    ("WEBHOOK_ENDPOINT_CONCURRENCY", 1),
+    ("WEBHOOK_BREAKER_FAILURES", 1),
+    ("WEBHOOK_DISABLE_AFTER_DAYS", 0),
+    ("WEBHOOK_POLL_SECONDS", 0.001),
+]
 
-class Command(BaseCommand):
+
+class Command(OperatorCommand):
     help = (
         "Deliver webhook events until SIGTERM or SIGINT (the attempts in flight finish, exit 0). "
         "Run one or more beside the app servers; any number may share the database."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--once", action="store_true", help="Make every attempt due now, then exit.")
-        parser.add_argument("--concurrency", type=int, default=4, help="Attempts in flight at once (4).")
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Attempt each delivery due now at most once, then exit (within WEBHOOK_TIMEOUT_SECONDS + 2 s).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=worker.DEFAULT_CONCURRENCY,
+            metavar="N",
+            help=f"Attempts in flight at once, over all endpoints (default {worker.DEFAULT_CONCURRENCY}).",
+        )
 
     def handle(self, *args, once, concurrency, **options):
+        if not 1 <= concurrency <= worker.MAX_CONCURRENCY:
+            raise CommandError(f"--concurrency must be between 1 and {worker.MAX_CONCURRENCY}.")
+        for name, least in SETTINGS:
+            if getattr(settings, name) < least:
+                raise CommandError(f"{name} must be at least {least:g}.")
+        if not settings.WEBHOOK_RETRY_SCHEDULE or min(settings.WEBHOOK_RETRY_SCHEDULE) < 0:
+            raise CommandError("WEBHOOK_RETRY_SCHEDULE must be a list of seconds, none negative.")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        worker.run(stop, once=once, concurrency=max(1, concurrency))
+        worker.run(stop, once=once, concurrency=concurrency)
