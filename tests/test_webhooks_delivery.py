@@ -63,11 +63,12 @@ def events_of(org) -> list[Event]:
 class Worker:
     """``manage.py deliver_webhooks`` against the test database, in its own process group."""
 
-    def __init__(self, *args: str, log: Path) -> None:
+    def __init__(self, *args: str, log: Path, env: dict | None = None) -> None:
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(django_settings.BASE_DIR) / "manage.py"), "deliver_webhooks", *args],
-            env={**subprocess_env(), **WORKER_ENV},
+            env={**subprocess_env(), **WORKER_ENV, **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -89,8 +90,8 @@ class Worker:
 def workers(tmp_path):
     started: list[Worker] = []
 
-    def start(*args: str) -> Worker:
-        started.append(Worker(*args, log=tmp_path / "worker.log"))
+    def start(*args: str, env: dict | None = None) -> Worker:
+        started.append(Worker(*args, log=tmp_path / "worker.log", env=env))
         return started[-1]
 
     yield start

@@ -104,8 +104,9 @@ def endpoint_create(*, org: Organization, data: Any) -> WebhookEndpoint:
 
 def endpoint_update(*, org: Organization, endpoint_id: Any, data: Any) -> WebhookEndpoint:
     """Set the fields named (``url``, ``actions``, ``description``, ``isActive``). An endpoint
-    made active again receives the events committed from then on, not those it missed, and its
-    deliveries still pending; its circuit is closed and its ``disabled_reason`` cleared."""
+    made active again receives the events committed from then on, not those it missed; its
+    deliveries still pending are due at once, its circuit is closed and its ``disabled_reason``
+    cleared."""
     values = parse(data, creating=False)
     with transaction.atomic():
         endpoint = endpoint_get(org, endpoint_id, lock=True)
@@ -120,6 +121,10 @@ def endpoint_update(*, org: Organization, endpoint_id: Any, data: Any) -> Webhoo
             fields += ["feed_txid", "feed_id", *_close_breaker(endpoint)]
         endpoint.updated_at = timezone.now()
         endpoint.save(update_fields=fields)
+        if "is_active" in changed and endpoint.is_active:  # its backlog is due at once
+            endpoint.deliveries.filter(status=Delivery.Status.PENDING, leased_until__isnull=True).update(
+                next_attempt_at=endpoint.updated_at
+            )
     return endpoint
 
 
