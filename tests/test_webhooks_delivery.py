@@ -19,7 +19,7 @@ from django.db import connection
 from threads import feed
 from threads.models import Event
 from threads.services import thread_create, thread_update
-from threads.webhooks import worker
+from threads.webhooks import loop
 from threads.webhooks.models import Delivery
 from threads.webhooks.services import delivery_retry, endpoint_create, endpoint_rotate_secret, endpoint_update
 
@@ -49,7 +49,7 @@ def hook(org, receiver):
 
 
 def deliver_now() -> None:
-    worker.run(threading.Event(), once=True)
+    loop.run(threading.Event(), once=True)
 
 
 def new_thread(org, title="t"):

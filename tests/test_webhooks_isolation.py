@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from threads.models import Event
 from threads.services import thread_update
-from threads.webhooks import breaker, sender, worker
+from threads.webhooks import breaker, loop, sender, worker
 from threads.webhooks.models import Delivery, WebhookEndpoint
 from threads.webhooks.services import endpoint_create
 
@@ -142,7 +143,7 @@ def test_the_breaker_opens_probes_one_at_a_time_and_closes_when_a_probe_succeeds
     for n in range(7):
         thread_update(org=org, thread_id=thread.pk, patch={"tags": [f"t{n}"]}, actor=ACTOR)
     stop = threading.Event()
-    running = threading.Thread(target=worker.run, args=(stop,))
+    running = threading.Thread(target=loop.run, args=(stop,))
     running.start()
     try:
         deadline = time.monotonic() + 20
@@ -248,10 +249,18 @@ def test_claims_deal_senders_in_turn_and_respect_each_endpoints_in_flight_limit(
     first = worker.claim(5)
     assert sorted(shares(first).values()) == [1, 2, 2]
     assert all(d.leased_until is not None and d.attempts == 1 for d in first)
-    second = worker.claim(5)  # leased deliveries are in flight: only the free slot is left
-    assert list(shares(second).values()) == [1]
+    # Another worker gets nothing of endpoints this one holds deliveries of: at most two requests at once.
     assert worker.claim(5) == []
-    worker.record([(d, sender.Outcome(204), timezone.now()) for d in first + second])
+    # This one may queue a healthy endpoint's batch (PREFETCH x 2 leased), its leases one attempt apart.
+    second = worker.claim(100, held=shares(first))
+    assert sorted(shares(second).values()) == [8, 8, 9]
+    timeout = timedelta(seconds=django_settings.WEBHOOK_TIMEOUT_SECONDS)
+    leases = sorted({d.leased_until for d in first + second if d.endpoint_id == first[0].endpoint_id})
+    assert len(leases) == 5 and all(abs(b - a - timeout) < timedelta(seconds=1) for a, b in pairwise(leases))
+    worker.record([(d, sender.Outcome(204), timezone.now()) for d in first + second[:1]])
+    worker.release(second[1:])
+    assert Delivery.objects.filter(status="pending", leased_until=None).count() == 24
+    assert set(Delivery.objects.filter(status="pending").values_list("attempts", flat=True)) == {0}
     served: dict = {}
     turns = []
     for _ in range(3):  # one sender at a time: each endpoint in turn, least recently served first

@@ -1,38 +1,41 @@
-"""The delivery worker: from each active endpoint's place in the change feed to HTTP attempts.
+"""The delivery worker's steps: from each active endpoint's place in the change feed to HTTP
+attempts and their outcomes. ``threads.webhooks.loop`` runs them (one thread for the database,
+sender threads for the requests).
 
-Three steps, each one short transaction, each safe with any number of workers on any machines:
+Each step is one short transaction, safe with any number of workers on any machines:
 
 - ``enqueue``: for the endpoints with news (``wake.Watch``), with their rows locked (``SKIP
   LOCKED`` on PostgreSQL: another worker busy with one is not waited for), read the feed beyond
   each one's position (once for all endpoints of an organization at the same position), create one
   ``Delivery`` per wanted event and move the positions on.
 - ``claim``: with the endpoints that have due deliveries locked (skipping those another worker
-  holds), give each its share of this worker's free senders, rotating fairly over them, never more
-  than the endpoint's free in-flight slots (``WEBHOOK_ENDPOINT_CONCURRENCY``, counted over all
-  workers; one while its circuit is open), and lease them all in one statement: ``attempts + 1``,
-  ``next_attempt_at`` and ``leased_until`` past the attempt's end.
+  holds), lease each its share of this worker's budget, rotating fairly over them, in one
+  statement: ``attempts + 1``, and ``next_attempt_at`` = ``leased_until`` past the end of the
+  attempt (for the n-th delivery of an endpoint, past the end of the attempts queued before it).
+  An endpoint whose deliveries another worker holds is left to that worker, so that it never gets
+  more than ``WEBHOOK_ENDPOINT_CONCURRENCY`` requests at once; a healthy endpoint is leased a
+  batch (``PREFETCH`` times that), a failing one only as many as it may have in flight, one whose
+  circuit is open only its probe.
 - ``record``: the outcomes of a batch of attempts in one statement, each only if its lease is
-  still this worker's, and the breaker's state of the endpoints they went to (``breaker``).
+  still this worker's, and the breaker's state of the endpoints they went to (``breaker``);
+  ``release`` gives back leased deliveries that were not attempted.
 
-The HTTP requests are made outside any transaction, by sender threads, on kept-alive connections
-per endpoint. A worker killed at any moment leaves either an unmoved position or leases that run
-out: the delivery is attempted again, with the same ``webhook-id`` (at least once). A hung
-endpoint holds at most its in-flight slots, never another endpoint's deliveries.
+The requests are made outside any transaction. A worker killed at any moment leaves either an
+unmoved position or leases that run out: the delivery is attempted again, with the same
+``webhook-id`` (at least once).
 
 On PostgreSQL the worker's commits do not wait for their WAL flush (``synchronous_commit`` off
-for its transactions only): a database crash can lose the last milliseconds of them, which
-at-least-once delivery repeats (a lease or an outcome lost: the attempt is made again; a feed step
-lost: made again, its deliveries unique). On SQLite writers take turns (immediate transactions),
-which gives the same guarantees.
+for its own connection, or for each of its transactions behind a transaction-mode pooler): a
+database crash can lose the last milliseconds of them, which at-least-once delivery repeats (a
+lease or an outcome lost: the attempt is made again; a feed step lost: made again, its deliveries
+unique). On SQLite writers take turns (immediate transactions), which gives the same guarantees.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
-import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -45,20 +48,20 @@ from django.utils import timezone
 from threads import feed
 from threads.merge import format_datetime
 
-from . import breaker, sender, wake
+from . import breaker, sender
 from .models import Delivery, WebhookEndpoint
 
 logger = logging.getLogger("threads.webhooks")
 
-DEFAULT_CONCURRENCY = 32  # sender threads: attempts in flight at once, over all endpoints
-MAX_CONCURRENCY = 1000
 FEED_BATCH = 500
 LEASE_MARGIN_SECONDS = 5  # beyond the HTTP timeout: time to record the outcome
-CLAIM_SECONDS = 0.25  # with nothing new, due retries and test events are looked for this often
-ONCE_GRACE_SECONDS = 2.0  # --once ends within the HTTP timeout and this
+# A healthy endpoint is leased this many times the deliveries it may have in flight, sent in turn
+# on its connections: one claim for 16 deliveries instead of one for each (measured: 124
+# deliveries/s to one endpoint with a claim per delivery).
+PREFETCH = 8
 RECORD_ROWS = 1000  # outcomes a statement (7 parameters each)
-ERROR_PAUSE_SECONDS = 1.0
 PENDING = Delivery.Status.PENDING
+_async_commit = threading.local()
 
 
 def rules() -> breaker.Rules:
@@ -70,10 +73,26 @@ def rules() -> breaker.Rules:
 
 
 def _fast_commit() -> None:
-    """This transaction's commit does not wait for the WAL flush (see the module's docstring)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+    """The commits of the worker's transactions do not wait for the WAL flush (see the module's
+    docstring): set once for the worker's connection, or in each transaction behind a
+    transaction-mode pooler (where a session setting would reach other clients). Called at the
+    start of every transaction of the worker."""
+    if connection.vendor != "postgresql":
+        return
+    pooled = getattr(settings, "DATABASE_POOLER", "") == "transaction"
+    if not pooled and getattr(_async_commit, "raw", None) is connection.connection:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET {'LOCAL ' if pooled else ''}synchronous_commit TO off")
+    if not pooled and not connection.in_atomic_block:
+        _async_commit.raw = connection.connection
+
+
+def _prepare() -> None:
+    """Before a transaction: the session setting, outside it (so that no rollback undoes it)."""
+    if connection.vendor == "postgresql" and getattr(settings, "DATABASE_POOLER", "") != "transaction":
+        connection.ensure_connection()
+        _fast_commit()
 
 
 def _db(field_name: str, model, value):
@@ -86,7 +105,8 @@ def _db(field_name: str, model, value):
 def enqueue(pks=None) -> tuple[int, bool]:
     """One feed batch for the endpoints ``pks`` (every active one by default): (deliveries
     created, whether more is waiting)."""
-    with transaction.atomic():
+    _prepare()
+    with transaction.atomic(savepoint=False):  # inside a step of the loop: one transaction
         _fast_commit()
         endpoints = WebhookEndpoint.objects.select_for_update(skip_locked=True, no_key=True).filter(is_active=True)
         if pks is not None:
@@ -116,20 +136,28 @@ def enqueue(pks=None) -> tuple[int, bool]:
 # --- claim --------------------------------------------------------------------------------------
 
 
-def claim(capacity: int, *, due_by=None, exclude=(), served: dict | None = None) -> list[Delivery]:
-    """Up to ``capacity`` due deliveries (due at ``due_by``, by default now), leased to this worker,
-    each with its ``endpoint`` and ``event`` loaded. ``served`` (endpoint id -> a counter of when
-    this worker last gave it a sender) orders the rotation; ``exclude`` skips endpoints."""
-    if capacity <= 0:
+def limit(endpoint: WebhookEndpoint) -> int:
+    """Deliveries an endpoint may have leased: one (the probe) while its circuit is open, as many as
+    it may have in flight while it fails, a batch while it is healthy."""
+    in_flight = breaker.in_flight_cap(endpoint.next_probe_at, settings.WEBHOOK_ENDPOINT_CONCURRENCY)
+    return in_flight * PREFETCH if not endpoint.consecutive_failures else in_flight
+
+
+def claim(budget: int, *, due_by=None, exclude=(), served: dict | None = None, held: dict | None = None) -> list:
+    """Up to ``budget`` due deliveries (due at ``due_by``, by default now), leased to this worker,
+    each with its ``endpoint`` and ``event`` loaded, oldest first for each endpoint. ``served``
+    (endpoint id -> when this worker last claimed for it) orders the rotation, least recently
+    served first; ``held`` (endpoint id -> deliveries this worker holds) tells its own leases
+    from other workers'; ``exclude`` skips endpoints."""
+    if budget <= 0:
         return []
     now = timezone.now()
     due_by = min(now, due_by) if due_by else now
-    per_endpoint = settings.WEBHOOK_ENDPOINT_CONCURRENCY
-    lease = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
-    served = served if served is not None else {}
-    with transaction.atomic():
+    served, held = served if served is not None else {}, held if held is not None else {}
+    _prepare()
+    with transaction.atomic(savepoint=False):  # inside a step of the loop: one transaction
         _fast_commit()
-        in_flight = (
+        leased = (
             Delivery.objects.filter(endpoint=OuterRef("pk"), status=PENDING, leased_until__gt=now)
             .order_by()
             .values("endpoint")
@@ -141,55 +169,87 @@ def claim(capacity: int, *, due_by=None, exclude=(), served: dict | None = None)
             WebhookEndpoint.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(Q(next_probe_at__isnull=True) | Q(next_probe_at__lte=now), Exists(due), is_active=True)
             .exclude(pk__in=list(exclude))
-            .annotate(in_flight=Coalesce(Subquery(in_flight), 0))
+            .annotate(leased=Coalesce(Subquery(leased), 0))
         )
-        free = {e.pk: breaker.in_flight_cap(e.next_probe_at, per_endpoint) - e.in_flight for e in endpoints}
+        # An endpoint that another worker holds deliveries of is that worker's until they end.
+        free = {e.pk: limit(e) - e.leased if e.leased <= held.get(e.pk, 0) else 0 for e in endpoints}
         order = sorted((e for e in endpoints if free[e.pk] > 0), key=lambda e: (served.get(e.pk, -1), random.random()))
-        shares = _shares(order, free, capacity)
+        shares = _shares(order, free, budget)
         if not shares:
             return []
-        ids = _lease(shares, due_by, lease)
+        ids = _lease(shares, due_by, now, {e.pk: held.get(e.pk, 0) for e in order})
         by_pk = {e.pk: e for e in endpoints}
-        claimed = list(Delivery.objects.filter(pk__in=ids).select_related("event").order_by("next_attempt_at", "id"))
+        claimed = list(
+            Delivery.objects.filter(pk__in=ids).select_related("event").order_by("endpoint", "next_attempt_at", "id")
+        )
     for delivery in claimed:
         delivery.endpoint = by_pk[delivery.endpoint_id]
     return claimed
 
 
-def _shares(order: list[WebhookEndpoint], free: dict, capacity: int) -> dict:
-    """Senders per endpoint, dealt one at a time in turn: each endpoint at most its free slots."""
+def _shares(order: list[WebhookEndpoint], free: dict, budget: int) -> dict:
+    """Deliveries per endpoint, dealt one at a time in turn: each endpoint at most its free slots."""
     shares: dict = {}
-    while capacity:
+    while budget:
         dealt = False
         for endpoint in order:
-            if capacity and shares.get(endpoint.pk, 0) < free[endpoint.pk]:
+            if budget and shares.get(endpoint.pk, 0) < free[endpoint.pk]:
                 shares[endpoint.pk] = shares.get(endpoint.pk, 0) + 1
-                capacity -= 1
+                budget -= 1
                 dealt = True
         if not dealt:
             break
     return shares
 
 
-def _lease(shares: dict, due_by, lease) -> list[int]:
-    """Lease the oldest due deliveries of each endpoint, as many as its share: one statement."""
+def _lease(shares: dict, due_by, now, held: dict) -> list[int]:
+    """Lease the oldest due deliveries of each endpoint, as many as its share, in one statement.
+    The n-th delivery of an endpoint (counting those this worker holds already) waits for the
+    attempts before it, ``WEBHOOK_ENDPOINT_CONCURRENCY`` at a time: its lease covers them."""
     table = Delivery._meta.db_table
+    pg = connection.vendor == "postgresql"
     due_at = _db("next_attempt_at", Delivery, due_by)
     picks, params = [], []
     for n, (pk, share) in enumerate(shares.items()):
         picks.append(
-            f"SELECT id FROM (SELECT id FROM {table} WHERE endpoint_id = %s AND status = %s"
-            f" AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT {int(share)}) AS pick{n}"
+            f"SELECT id, {int(held.get(pk, 0))} AS held FROM (SELECT id FROM {table} WHERE endpoint_id = %s"
+            f" AND status = %s AND next_attempt_at <= %s ORDER BY next_attempt_at, id LIMIT {int(share)}) AS pick{n}"
         )
         params += [_db("id", WebhookEndpoint, pk), PENDING, due_at]
-    until = _db("leased_until", Delivery, lease)
+    per_endpoint, timeout = settings.WEBHOOK_ENDPOINT_CONCURRENCY, settings.WEBHOOK_TIMEOUT_SECONDS
+    rounds = (max(shares.values()) + max(held.values(), default=0)) // per_endpoint + 1
+    leases = [now + timedelta(seconds=(r + 1) * timeout + LEASE_MARGIN_SECONDS) for r in range(rounds)]
+    cast = ("::integer", "::timestamptz") if pg else ("", "")
+    values = ", ".join(f"(%s{cast[0]}, %s{cast[1]})" for _ in leases)
     sql = (
-        f"UPDATE {table} SET attempts = attempts + 1, next_attempt_at = %s, leased_until = %s"
-        f" WHERE id IN ({' UNION ALL '.join(picks)}) AND status = %s AND next_attempt_at <= %s RETURNING id"
+        f"WITH leases (round, until) AS (VALUES {values}),"
+        f" picked (id, round) AS (SELECT id, (held + row_number() OVER (PARTITION BY d.endpoint_id"
+        f" ORDER BY d.next_attempt_at, d.id) - 1) / {int(per_endpoint)} FROM {table} AS d"
+        f" JOIN ({' UNION ALL '.join(picks)}) AS p USING (id))"
+        f" UPDATE {table} SET attempts = attempts + 1, next_attempt_at = leases.until, leased_until = leases.until"
+        f" FROM picked JOIN leases ON leases.round = picked.round"
+        f" WHERE {table}.id = picked.id AND {table}.status = %s AND {table}.next_attempt_at <= %s"
+        f" RETURNING {table}.id"
     )
+    lease_params = [x for r, until in enumerate(leases) for x in (r, _db("leased_until", Delivery, until))]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [until, until, *params, PENDING, due_at])
+        cursor.execute(sql, [*lease_params, *params, PENDING, due_at])
         return [row[0] for row in cursor.fetchall()]
+
+
+def release(deliveries: list[Delivery]) -> None:
+    """Give back leased deliveries that were not attempted: due now again, their attempt not
+    counted (only while the lease is still this worker's)."""
+    if not deliveries:
+        return
+    now = timezone.now()
+    _prepare()
+    with transaction.atomic(savepoint=False):  # inside a step of the loop: one transaction
+        _fast_commit()
+        for attempts in {d.attempts for d in deliveries}:
+            Delivery.objects.filter(
+                pk__in=[d.pk for d in deliveries if d.attempts == attempts], attempts=attempts, status=PENDING
+            ).update(attempts=attempts - 1, next_attempt_at=now, leased_until=None)
 
 
 # --- one attempt --------------------------------------------------------------------------------
@@ -244,19 +304,22 @@ def record(results: list[tuple[Delivery, sender.Outcome, object]]) -> list[Webho
     by_endpoint = defaultdict(list)
     for delivery, outcome, ended in results:
         by_endpoint[delivery.endpoint_id].append((ended, outcome.ok, outcome.error))
-    with transaction.atomic():
+    _prepare()
+    with transaction.atomic(savepoint=False):  # inside a step of the loop: one transaction
         _fast_commit()
-        disabled = _record_breakers(by_endpoint, now)
+        disabled = _record_breakers(by_endpoint, now, {d.endpoint_id: d.endpoint for d, _, _ in results})
         for start in range(0, len(rows), RECORD_ROWS):
             _record_rows(rows[start : start + RECORD_ROWS])
     return disabled
 
 
-def _record_breakers(by_endpoint: dict, now) -> list[WebhookEndpoint]:
-    """Endpoints first (the lock order of every step: endpoints, then deliveries)."""
+def _record_breakers(by_endpoint: dict, now, seen: dict) -> list[WebhookEndpoint]:
+    """Endpoints first (the lock order of every step: endpoints, then deliveries). ``seen``: the
+    endpoints as claimed; one that was healthy then and only succeeded is not written."""
     healthy = [pk for pk, outcomes in by_endpoint.items() if all(ok for _, ok, _ in outcomes)]
-    if healthy:  # writes (and locks) only an endpoint that had been failing
-        WebhookEndpoint.objects.filter(pk__in=healthy, consecutive_failures__gt=0).update(
+    recovering = [pk for pk in healthy if seen[pk].consecutive_failures or seen[pk].next_probe_at]
+    if recovering:  # writes (and locks) only an endpoint that had been failing
+        WebhookEndpoint.objects.filter(pk__in=recovering).update(
             consecutive_failures=0, failing_since=None, next_probe_at=None
         )
     failing = [pk for pk in by_endpoint if pk not in set(healthy)]
@@ -316,139 +379,11 @@ def _record_rows(rows: list[tuple]) -> None:
         cursor.execute(sql, [*params, PENDING])
 
 
-# --- the loop -----------------------------------------------------------------------------------
-
-
-def run(stop: threading.Event, *, once: bool = False, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-    """Deliver until ``stop`` is set (the attempts in flight finish); with ``once``, attempt each
-    delivery due now at most once and return within ``WEBHOOK_TIMEOUT_SECONDS`` plus
-    ``ONCE_GRACE_SECONDS``, whatever the receivers do."""
-    Worker(stop, once=once, concurrency=concurrency).run()
-
-
-class Worker:
-    """One thread does every database step; ``concurrency`` sender threads make the requests."""
-
-    def __init__(self, stop: threading.Event, *, once: bool, concurrency: int) -> None:
-        self.stop, self.once, self.concurrency = stop, once, concurrency
-        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.results: queue.SimpleQueue = queue.SimpleQueue()
-        self.connections = sender.Connections(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
-        self.watch = wake.Watch()
-        self.in_flight = 0
-        self.served: dict = {}  # endpoint id -> turn it last got senders (the rotation)
-        self.turn = 0
-        self.failed_here: set = set()  # --once: endpoints not tried again in this run
-
-    def run(self) -> None:
-        timeout = settings.WEBHOOK_TIMEOUT_SECONDS
-        deadline = time.monotonic() + timeout + ONCE_GRACE_SECONDS
-        due_by = None
-        if self.once:
-            while (_guarded(enqueue) or (0, False))[1]:
-                pass
-            due_by = timezone.now()
-        senders = [
-            threading.Thread(target=self._send_loop, name=f"webhook-sender-{n}", daemon=True)
-            for n in range(self.concurrency)
-        ]
-        for thread in senders:
-            thread.start()
-        next_poll = next_claim = 0.0
-        stopping = False
-        try:
-            while True:
-                results = self._results(0.05 if stopping else self._wait(next_poll, next_claim))
-                if results:
-                    self._record(results)
-                now = time.monotonic()
-                stopping = self.stop.is_set() or (self.once and deadline - now < ONCE_GRACE_SECONDS / 2)
-                if stopping:
-                    if not self.in_flight:
-                        break
-                    continue
-                created = 0
-                if not self.once and now >= next_poll:
-                    created = self._poll()
-                    next_poll = now + self.watch.interval()
-                free = self.concurrency - self.in_flight
-                if free and (created or results or now >= next_claim):
-                    claimed = _guarded(lambda: self._claim(free, due_by)) or []  # noqa: B023 - called at once
-                    next_claim = now + CLAIM_SECONDS
-                    for delivery in claimed:
-                        self.in_flight += 1
-                        self.jobs.put(
-                            (delivery, min(timeout, max(0.1, deadline - time.monotonic())) if self.once else timeout)
-                        )
-                    if self.once and not claimed and not self.in_flight:
-                        break
-        finally:
-            for _ in senders:
-                self.jobs.put(None)
-            for thread in senders:
-                thread.join()
-            self.connections.close()
-            connection.close()
-
-    def _wait(self, next_poll: float, next_claim: float) -> float:
-        if self.once:
-            return 0.05 if self.in_flight else 0
-        now = time.monotonic()
-        until = min(next_poll, next_claim) if self.in_flight < self.concurrency else next_poll
-        return max(0.0, until - now)
-
-    def _results(self, wait: float) -> list:
-        """Every outcome waiting, after waiting up to ``wait`` seconds for the first one."""
-        out = []
-        try:
-            out.append(self.results.get(timeout=wait) if wait > 0 else self.results.get_nowait())
-            while True:
-                out.append(self.results.get_nowait())
-        except queue.Empty:
-            pass
-        self.in_flight -= len(out)
-        return out
-
-    def _record(self, results: list) -> None:
-        if self.once:
-            self.failed_here |= {d.endpoint_id for d, outcome, _ in results if not outcome.ok}
-        if _guarded(lambda: record(results)) is None:  # the leases run out: attempted again
-            time.sleep(ERROR_PAUSE_SECONDS)
-
-    def _poll(self) -> int:
-        news = _guarded(self.watch.endpoints_with_news)
-        if news is None:
-            time.sleep(ERROR_PAUSE_SECONDS)
-            return 0
-        created = 0
-        if news:
-            created = (_guarded(lambda: enqueue(news)) or (0, False))[0]
-        self.watch.counted(bool(news), created)
-        return created
-
-    def _claim(self, free: int, due_by) -> list[Delivery]:
-        claimed = claim(free, due_by=due_by, exclude=self.failed_here, served=self.served)
-        self.turn += 1
-        for delivery in claimed:
-            self.served[delivery.endpoint_id] = self.turn
-        return claimed
-
-    def _send_loop(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            delivery, timeout = job
-            try:
-                outcome = send(delivery, self.connections, timeout)
-            except Exception as error:  # a bug must not lose the sender: the attempt counts as failed
-                logger.exception("webhook worker: sending %s failed", delivery.message_id)
-                outcome = sender.Outcome(None, f"Internal error: {type(error).__name__}")
-            self.results.put((delivery, outcome, timezone.now()))
-
-
-def _guarded(step):
+def guarded(step, *args):
     """Run one step. An error (e.g. the database restarting) is logged and the step tried again
     on the next round: the worker keeps running, and a lease it held runs out."""
     try:
-        return step()
+        return step(*args)
     except Exception as error:
         logger.exception("webhook worker: %s failed", getattr(step, "__name__", "a step"))
         if isinstance(error, DatabaseError):

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from threads.management.commands._common import OperatorCommand
-from threads.webhooks import worker
+from threads.webhooks import loop
 
 # Settings the worker cannot run with: (name, smallest value).
 SETTINGS = [
@@ -32,14 +32,14 @@ class Command(OperatorCommand):
         parser.add_argument(
             "--concurrency",
             type=int,
-            default=worker.DEFAULT_CONCURRENCY,
+            default=loop.DEFAULT_CONCURRENCY,
             metavar="N",
-            help=f"Attempts in flight at once, over all endpoints (default {worker.DEFAULT_CONCURRENCY}).",
+            help=f"Attempts in flight at once, over all endpoints (default {loop.DEFAULT_CONCURRENCY}).",
         )
 
     def handle(self, *args, once, concurrency, **options):
-        if not 1 <= concurrency <= worker.MAX_CONCURRENCY:
-            raise CommandError(f"--concurrency must be between 1 and {worker.MAX_CONCURRENCY}.")
+        if not 1 <= concurrency <= loop.MAX_CONCURRENCY:
+            raise CommandError(f"--concurrency must be between 1 and {loop.MAX_CONCURRENCY}.")
         for name, least in SETTINGS:
             if getattr(settings, name) < least:
                 raise CommandError(f"{name} must be at least {least:g}.")
@@ -48,4 +48,4 @@ class Command(OperatorCommand):
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        worker.run(stop, once=once, concurrency=concurrency)
+        loop.run(stop, once=once, concurrency=concurrency)
