@@ -92,6 +92,7 @@ def section(run, info: dict) -> dict:
             pids = run.children(server.pid)
             run.wrk(base, "/api/v1/threads/", main_file, info["key"], 3)  # warm-up
             results["rounds"] = wake_rounds(run, database_url, base, info["key"], main_file, pids, receiver)
+            results["pgbench"] = notify_pgbench(run, database_url, info["org"])
             for with_others in (False, True):
                 for background in (False, True):
                     results["latency"].append(
@@ -151,6 +152,29 @@ def wake_rounds(run, database_url, base, key, main_file, pids, receiver) -> list
             )
         row["poll_ratio"] = row["poll"]["rps"] / row["off"]["rps"]
         row["notify_ratio"] = row["notify"]["rps"] / row["off"]["rps"]
+        rounds.append(row)
+    return rounds
+
+
+def notify_pgbench(run, database_url: str, org: str) -> list[dict]:
+    """The database's own PATCH rate (UPDATE + event INSERT a transaction, 16 clients) with and
+    without the NOTIFY trigger, in alternating rounds: what the trigger costs where the server is
+    not the limit."""
+    stride = max(1, run.THREADS // run.SPREAD)
+    defines = {"org": org, "base": 0, "stride": stride, "spread": run.SPREAD}
+    script = run.HERE / "pgbench" / "patch_event.sql"
+    rounds = []
+    for r in range(run.ROUNDS):
+        row = {}
+        for mode in ("off", "notify") if r % 2 == 0 else ("notify", "off"):
+            if mode == "notify":
+                psql(run, database_url, NOTIFY_ON)
+            try:
+                row[mode] = run.pgbench_run(script, defines, run.DURATION, run.PG_DB)["tps"]
+            finally:
+                psql(run, database_url, NOTIFY_OFF)
+            run.log(f"  pgbench round {r + 1}, {mode}: {row[mode]:.0f} tps")
+        row["ratio"] = row["notify"] / row["off"]
         rounds.append(row)
     return rounds
 
@@ -305,6 +329,12 @@ def report(results: dict) -> list[str]:
                 f" {_median(rounds, 'off'):.0f} (x{poll:.2f}); NOTIFY trigger {_median(rounds, 'notify'):.0f}"
                 f" (x{notify:.2f}) | |"
             )
+        if pg := results.get("pgbench"):
+            off, on, ratio = (statistics.median(r[k] for r in pg) for k in ("off", "notify", "ratio"))
+            out.append(
+                f"| (the NOTIFY trigger where the database is the limit: pgbench) | without {off:.0f} tps,"
+                f" with {on:.0f} (x{ratio:.2f}) | |"
+            )
         out.append("")
     if rounds:
         out += [
@@ -322,6 +352,18 @@ def report(results: dict) -> list[str]:
                 f" {row['poll_ratio']:.2f} | {row['notify_ratio']:.2f} | {row['poll'].get('worker_cpu_ms') or 0:.3f} |"
             )
         out.append("")
+    if pg := results.get("pgbench"):
+        out += [
+            "The same PATCH's two writes (the thread's UPDATE and its event's INSERT, one transaction;"
+            " bench/pgbench/patch_event.sql) under pgbench, 16 clients, with and without the NOTIFY"
+            " trigger, in alternating rounds: where the database and not the server is the limit, the"
+            " notification queue's lock at commit serializes the commits.",
+            "",
+            "| round | without: tps | with NOTIFY: tps | ratio |",
+            "|---|---|---|---|",
+            *(f"| {n} | {r['off']:.0f} | {r['notify']:.0f} | {r['ratio']:.2f} |" for n, r in enumerate(pg, 1)),
+            "",
+        ]
     if lat:
         out += [
             f"Latency: PATCHes paced at {RATE}/s through `manage.py serve` (one kept-alive connection), one"

@@ -86,6 +86,27 @@ class Worker:
             self.log.close()
 
 
+def write_concurrently(org, threads, n_writes: int, committed=None, pause: float = 0.0) -> None:
+    """One writer a thread, all at once, each making ``n_writes`` PATCHes; ``committed(event_id)``
+    is called as each returns."""
+
+    def write(thread):
+        try:
+            for n in range(n_writes):
+                thread_update(org=org, thread_id=thread.pk, patch={"metadata": {f"k{n}": str(n)}}, actor=ACTOR)
+                if committed:
+                    committed(Event.objects.filter(thread_id=thread.pk).order_by("-id").values_list("id")[0][0])
+                time.sleep(pause)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=write, args=(t,)) for t in threads]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+
+
 @pytest.fixture
 def workers(tmp_path):
     started: list[Worker] = []
@@ -112,18 +133,7 @@ def test_every_event_of_eight_concurrent_writers_arrives_signed_within_two_secon
     assert receiver.received, "nothing arrived"
     assert receiver.received[0].at - committed < 2.0
 
-    def write(thread, n_writes=12):
-        try:
-            for n in range(n_writes):
-                thread_update(org=org, thread_id=thread.pk, patch={"metadata": {f"k{n}": str(n)}}, actor=ACTOR)
-        finally:
-            connection.close()
-
-    writers = [threading.Thread(target=write, args=(t,)) for t in threads]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join()
+    write_concurrently(org, threads, 12)
     expected = events_of(org)  # all made after the endpoint: the threads' creation too
     assert len(expected) == 8 + 1 + 8 * 12
     receiver.wait_for(len(expected))
@@ -293,7 +303,8 @@ def test_two_workers_one_killed_mid_run_lose_nothing(org, hook, receiver, worker
     expected = {e.id for e in events_of(org)}
     receiver.wait_for(len(expected), seconds=90)
     # The attempts the killed worker had in flight may have reached the receiver: they are made
-    # again once their lease runs out (WEBHOOK_TIMEOUT_SECONDS + 5 s).
+    # again once their lease runs out (WEBHOOK_TIMEOUT_SECONDS + 5 s, one timeout more for each pair
+    # queued behind them in the killed worker's lane).
     deadline = time.monotonic() + 60
     while Delivery.objects.exclude(status="succeeded").exists() and time.monotonic() < deadline:
         time.sleep(0.2)

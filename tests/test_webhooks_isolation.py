@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
-from threads.models import Event
 from threads.services import thread_update
 from threads.webhooks import breaker, loop, sender, worker
 from threads.webhooks.models import Delivery, WebhookEndpoint
@@ -30,7 +28,15 @@ from threads.webhooks.services import endpoint_create
 
 from .conftest import ACTOR
 from .test_commands import subprocess_env
-from .test_webhooks_delivery import LOOPBACK, deliver_now, events_of, new_thread, receiver, workers  # noqa: F401
+from .test_webhooks_delivery import (  # noqa: F401 - fixtures
+    LOOPBACK,
+    deliver_now,
+    events_of,
+    new_thread,
+    receiver,
+    workers,
+    write_concurrently,
+)
 from .webhook_receiver import Hung, refusing_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,23 +83,12 @@ def test_hung_and_refusing_endpoints_never_delay_the_healthy_one_under_eight_wri
     committed: dict[int, float] = {}
     lock = threading.Lock()
 
-    def write(thread, n_writes=12):
-        try:
-            for n in range(n_writes):
-                thread_update(org=org, thread_id=thread.pk, patch={"metadata": {f"k{n}": str(n)}}, actor=ACTOR)
-                at = time.time()
-                event = Event.objects.filter(thread_id=thread.pk).order_by("-id").first()
-                with lock:
-                    committed[event.id] = at
-                time.sleep(0.02)
-        finally:
-            connection.close()
+    def note(event_id: int) -> None:
+        at = time.time()
+        with lock:
+            committed[event_id] = at
 
-    writers = [threading.Thread(target=write, args=(t,)) for t in threads]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join()
+    write_concurrently(org, threads, 12, committed=note, pause=0.02)
     expected = {e.id for e in events_of(org)}
     assert len(expected) == 8 + 8 * 12
     receiver.wait_for(len(expected), seconds=60)
@@ -255,7 +250,9 @@ def test_claims_deal_senders_in_turn_and_respect_each_endpoints_in_flight_limit(
     second = worker.claim(100, held=shares(first))
     assert sorted(shares(second).values()) == [8, 8, 9]
     timeout = timedelta(seconds=django_settings.WEBHOOK_TIMEOUT_SECONDS)
-    leases = sorted({d.leased_until for d in first + second if d.endpoint_id == first[0].endpoint_id})
+    two = next(pk for pk, n in shares(first).items() if n == 2)  # its 2 in flight, 8 queued behind them
+    leases = [min(d.leased_until for d in first if d.endpoint_id == two)]
+    leases += sorted({d.leased_until for d in second if d.endpoint_id == two})
     assert len(leases) == 5 and all(abs(b - a - timeout) < timedelta(seconds=1) for a, b in pairwise(leases))
     worker.record([(d, sender.Outcome(204), timezone.now()) for d in first + second[:1]])
     worker.release(second[1:])
