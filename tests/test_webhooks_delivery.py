@@ -81,7 +81,14 @@ class Worker:
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            code = self.proc.wait(timeout=30)
+            if code not in (0, -signal.SIGKILL):
+                print(Path(self.log.name).read_text()[-20000:])  # shown with the failure
+            return code
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGUSR1)  # its threads' stacks, into the log
+            time.sleep(1)
+            raise AssertionError(f"the worker did not stop:\n{Path(self.log.name).read_text()[-20000:]}") from None
         finally:
             self.log.close()
 

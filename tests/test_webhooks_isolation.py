@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 
 from threads.services import thread_update
@@ -364,3 +365,20 @@ def test_receiver_that_answers_2xx_without_hurry_but_within_the_timeout_succeeds
     deliver_now()
     assert time.monotonic() - started < 2 + 2
     assert Delivery.objects.get().status == "succeeded"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit is PostgreSQL's")
+@pytest.mark.parametrize("pooler", ["", "transaction"])
+def test_the_workers_commits_skip_the_wal_wait_but_never_touch_a_pooled_session(org, settings, pooler):
+    settings.DATABASE_POOLER = pooler
+    due_backlog(org, 1, per=2)
+    connection.close()  # a connection of the worker's own
+    claimed = worker.claim(2)
+    assert len(claimed) == 2
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        # Behind a transaction pooler the setting lived in the claim's transaction only.
+        assert cursor.fetchone()[0] == ("on" if pooler else "off")
+    worker.record([(d, sender.Outcome(204), timezone.now()) for d in claimed])
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
+    connection.close()

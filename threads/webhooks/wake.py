@@ -5,8 +5,8 @@ a committed event beyond their feed position? It is one probe of the feed's inde
 ``(organization, txid, id)`` per active endpoint, and it needs nothing on the write path: no
 trigger, no notification. LISTEN/NOTIFY was measured and rejected: a transaction that notifies
 takes PostgreSQL's global notification lock at commit, which serialized the PATCH commits and cut
-the database's PATCH rate from 4,438 to 2,425 transactions a second (pgbench, 16 clients; see the
-benchmark notes). The poll works the same on SQLite and behind a transaction-mode pooler
+the database's PATCH rate from 4,438 to 2,425 transactions a second (pgbench, 16 clients;
+bench/webhooks.py measures it again). The poll works the same on SQLite and behind a transaction-mode pooler
 (``DATABASE_POOLER = "transaction"``), where LISTEN could not.
 
 An event that has committed but is still above the feed's horizon (an older transaction is still

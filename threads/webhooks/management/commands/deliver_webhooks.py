@@ -1,4 +1,6 @@
+import faulthandler
 import signal
+import sys
 import threading
 
 from django.conf import settings
@@ -6,6 +8,8 @@ from django.core.management.base import CommandError
 
 from threads.management.commands._common import OperatorCommand
 from threads.webhooks import loop
+
+STOP_MARGIN_SECONDS = 20
 
 # Settings the worker cannot run with: (name, smallest value).
 SETTINGS = [
@@ -45,7 +49,15 @@ class Command(OperatorCommand):
                 raise CommandError(f"{name} must be at least {least:g}.")
         if not settings.WEBHOOK_RETRY_SCHEDULE or min(settings.WEBHOOK_RETRY_SCHEDULE) < 0:
             raise CommandError("WEBHOOK_RETRY_SCHEDULE must be a list of seconds, none negative.")
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # kill -USR1: every thread's stack
         stop = threading.Event()
+
+        def on_signal(*_):
+            stop.set()
+            # The attempts in flight end within the timeout; a worker still running well after
+            # that prints every thread's stack and exits 1 (its leases run out: nothing is lost).
+            faulthandler.dump_traceback_later(settings.WEBHOOK_TIMEOUT_SECONDS + STOP_MARGIN_SECONDS, exit=True)
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, on_signal)
         loop.run(stop, once=once, concurrency=concurrency)
