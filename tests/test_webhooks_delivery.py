@@ -1,5 +1,5 @@
 """Delivery to a real local receiver that verifies every signature with the standardwebhooks
-library: the worker in this process (``worker.run``) and as ``manage.py deliver_webhooks``
+library: the worker in this process (``loop.run``) and as ``manage.py deliver_webhooks``
 processes, started, stopped with SIGTERM and killed with SIGKILL."""
 
 from __future__ import annotations
