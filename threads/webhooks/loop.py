@@ -91,7 +91,10 @@ class Loop:
     def __init__(self, stop: threading.Event, *, once: bool, concurrency: int) -> None:
         self.stop, self.once, self.concurrency = stop, once, concurrency
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self.results: queue.SimpleQueue = queue.SimpleQueue()  # (delivery, outcome or None, ended)
+        # (delivery, outcome or None, ended). A Queue, not a SimpleQueue: SimpleQueue.get(timeout=…)
+        # interrupted by a signal after its deadline blocked for good (seen: SIGTERM in that wait
+        # hung the worker's stop, the stacks showed it there), while Queue.get recomputes its wait.
+        self.results: queue.Queue = queue.Queue()
         self.connections = sender.Connections(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
         self.lanes = Lanes(settings.WEBHOOK_ENDPOINT_CONCURRENCY)
         self.watch = wake.Watch()
