@@ -1,5 +1,8 @@
 """create_org, create_user and create_api_key."""
 
+import os
+import sys
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
@@ -65,5 +68,9 @@ def test_create_api_key_prints_the_key_alone_on_the_last_line_and_it_works(org, 
 def test_seed_demo_first_run_creates_once_and_prints_a_working_key():
     key = run("seed_demo", "--first-run", "--threads", "3").strip().splitlines()[-1]
     assert Api(key).get("/api/v1/threads").json()["results"].__len__() == 3
-    assert run("seed_demo", "--first-run") == ""
-    assert Organization.objects.count() == 1
+    later = run("seed_demo", "--first-run")
+    assert Organization.objects.count() == 1 and ApiKey.objects.count() == 1
+    # The key was shown once: a later start says how to mint another, runnable as printed.
+    assert "tk_" not in later
+    assert f"{os.path.relpath(sys.executable)} manage.py create_api_key --org demo" in later
+    assert "manage.py changepassword demo-admin" in later
