@@ -129,6 +129,9 @@ VARIABLES = {
     "ID": "a thread's id",
     "CHAT": "a chat token for the thread $ID",
     "HOOK": "a webhook endpoint's id",
+    "PASSWORD": "a user's password",
+    "ACCESS": "a user's access token",
+    "REFRESH": "a user's refresh token",
     "CURSOR": "the change feed's nextCursor",
     "PAGE": "one answer of the change feed",
 }

@@ -8,11 +8,12 @@ import base64
 import json
 import os
 import re
+import secrets
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.conf import global_settings, settings
 from django.core.management import call_command
 from django.db import connection
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -232,18 +233,21 @@ def test_the_front_door_the_reference_and_the_operator_guide_have_runnable_examp
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("name", RUNNABLE_DOCS)
-def test_the_runnable_examples_run_as_written(name, live_server, tmp_path, monkeypatch):
+def test_the_runnable_examples_run_as_written(name, live_server, tmp_path, monkeypatch, settings):
     """Every runnable block of the document, in order, in one shell, against a live server on the
     test database: what a reader who has run `make run` has (`$BASE`, the demo organization's
     `$KEY`, one of its threads as `$ID`), and `.venv/bin/python manage.py` on the same database."""
     # The live server's connection must not outlive the test (PostgreSQL drops the database after).
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
+    # A user made by a command in the examples has the real hasher's password; the server checks it.
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
     out = StringIO()
     call_command("seed_demo", "--org", "demo", "--threads", "3", stdout=out)
     key = out.getvalue().split()[-1]
     thread = Thread.objects.filter(organization__slug="demo").order_by("created_at").first()
     scratch_project(tmp_path)
-    env = shell_env(BASE=live_server.url, KEY=key, ID=str(thread.pk), DATABASE_URL=database_url())
+    password = secrets.token_urlsafe(12)  # what a reader types where the docs say $PASSWORD
+    env = shell_env(BASE=live_server.url, KEY=key, ID=str(thread.pk), PASSWORD=password, DATABASE_URL=database_url())
     run = run_blocks(ROOT / name, env, tmp_path)
     if name in WHAT_THE_EXAMPLES_DID:
         WHAT_THE_EXAMPLES_DID[name](run, tmp_path)
@@ -276,6 +280,8 @@ def readme_did(run, workdir):
 
 def api_did(run, workdir):
     demo = Organization.objects.get(slug="demo")
+    assert Membership.objects.get(user__username="ann", organization=demo).role == "viewer"
+    assert run.variables["ACCESS"].count(".") == 2 and run.variables["REFRESH"].count(".") == 2
     created = Thread.objects.get(organization=demo, is_pinned=True)  # the reference's own thread
     # Created with a priority, patched (status set, priority removed), then a write on each surface.
     assert created.metadata == {
