@@ -129,6 +129,7 @@ VARIABLES = {
     "ID": "a thread's id",
     "CHAT": "a chat token for the thread $ID",
     "HOOK": "a webhook endpoint's id",
+    "MESSAGE": "a message's id",
     "PASSWORD": "a user's password",
     "ACCESS": "a user's access token",
     "REFRESH": "a user's refresh token",

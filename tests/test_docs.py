@@ -43,11 +43,12 @@ API_MD = ROOT / "docs" / "api.md"
 README = ROOT / "README.md"
 TAG_ORDER = [
     "Auth", "Threads", "Messages", "History", "Change feed", "Webhooks",
-    "Web chat session", "Thread metadata", "Chat threads", "Langbase threads",
+    "Web chat session", "Thread metadata", "Chat threads", "Langbase threads", "OpenAI conversations",
+    "LangGraph threads",
 ]  # fmt: skip
 METHODS = ("get", "post", "put", "patch", "delete")
 # The public routes: the canonical API and the paths of the surfaces that speak other products' APIs.
-PUBLIC_PREFIXES = ("/api/", "/v1/")
+PUBLIC_PREFIXES = ("/api/", "/v1/", "/langgraph/")
 
 
 def schema(client) -> dict:
@@ -126,6 +127,11 @@ def test_every_operation_has_one_known_tag_and_a_one_line_summary(client):
         ("/api/v1/webhooks/{id}/rotate-secret", "Webhooks"),
         ("/v1/threads/{thread_id}/metadata", "Thread metadata"),
         ("/v1/threads/{thread_id}/messages", "Langbase threads"),
+        ("/api/v1/threads/{thread_id}/messages/{message_id}", "Messages"),
+        ("/v1/conversations", "OpenAI conversations"),
+        ("/v1/conversations/{conversation_id}/items/{item_id}", "OpenAI conversations"),
+        ("/langgraph/threads/search", "LangGraph threads"),
+        ("/langgraph/threads/{thread_id}/copy", "LangGraph threads"),
     ],
 )
 def test_a_route_is_tagged_by_its_path(path, tag):
@@ -227,7 +233,10 @@ def test_the_front_door_the_reference_and_the_operator_guide_have_runnable_examp
     assert {"README.md", "docs/api.md", "docs/operators.md"} <= set(RUNNABLE_DOCS)
     # One example per compatible surface in the README, each run.
     readme = [b.code for b in parse(README).blocks if b.runnable]
-    for route in ("/api/v1/chat/threads/", "/v1/threads/$ID/metadata", "/api/chat/threads/", "/v1/threads/$ID "):
+    for route in (
+        "/api/v1/chat/threads/", "/v1/threads/$ID/metadata", "/api/chat/threads/", "/v1/threads/$ID ",
+        "/v1/conversations/conv_", "/langgraph/threads/$ID",
+    ):  # fmt: skip
         assert any(route in code for code in readme), route
 
 
@@ -267,8 +276,9 @@ def readme_did(run, workdir):
     thread = Thread.objects.get(pk=run.variables["ID"])
     assert thread.metadata == {
         "channel": "email", "status": "resolved", "plan": "pro",
-        "category": "support", "labels": ["billing", "eu"], "topic": "refund",
+        "category": "support", "labels": ["billing", "eu"], "topic": "refund", "graph_id": "support-agent",
     }  # fmt: skip
+    assert [m.content for m in thread.messages.all()] == ["Where is my refund?"]  # the OpenAI item
     assert thread.variables == {"name": "Ada"} and thread.title == "Billing question"
     assert thread.tags == ["billing", "vip"] and not thread.is_archived
     history = answers(run.outputs[0])[-1]  # the block's last command
