@@ -1,4 +1,4 @@
-"""One settings module, driven by the environment (README, "Deploying")."""
+"""One settings module, driven by the environment (docs/deploy.md, "Settings")."""
 
 from __future__ import annotations
 
