@@ -1,15 +1,18 @@
 """The operator pages and the admin in a real browser: Debian's Chromium driven by Playwright, at
 1400 × 1000.
 
-Skipped when /usr/bin/chromium is missing (see .ci/browser-deps.sh). Screenshots are kept as the
-run's artifacts in artifacts/screenshots/<database>/ (sqlite or postgresql: CI runs the suite on
-both), or under $ARTIFACTS_DIR when it is set.
+Skipped when /usr/bin/chromium is missing (see .ci/browser-deps.sh). Every screenshot is kept as an
+artifact of the test run, in the run's folder: $ARTIFACTS_DIR (.ci/run gives each CI run its own,
+artifacts/ci/<time>/), else artifacts/; under it screenshots/<database>/ (sqlite or postgresql: CI
+runs the suite on both), emptied when the run starts so that it holds this run's screenshots only.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -51,6 +54,14 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def screenshots():
+    """This run's screenshots only: an earlier run's would pass for this one's."""
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    yield SHOTS
+
+
 @pytest.fixture
 def page(browser, live_server, transactional_db):
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
@@ -60,9 +71,13 @@ def page(browser, live_server, transactional_db):
     context.close()
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def shot(page, name: str) -> Path:
+    """A screenshot of the whole page, kept in the run's folder: 1400 px wide, at least 1000 high."""
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])  # the PNG's IHDR
+    assert width == VIEWPORT["width"] and height >= VIEWPORT["height"], (name, width, height)
+    return path
 
 
 def log_in(page, username: str) -> None:
