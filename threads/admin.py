@@ -457,7 +457,7 @@ class EventAdmin(CountlessAdmin, OrgScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # Planned for this request's values, never a prepared statement's generic plan: only a
-        # plan that knows the action is "deleted" may read the partial index of deletions.
+        # plan that knows the action is a deletion may read the partial index of deletions.
         with selectors.unprepared():
             response = super().changelist_view(request, extra_context)
             if hasattr(response, "render"):

@@ -187,10 +187,13 @@ class Event(models.Model):
             models.Index(fields=["thread_id", "-id"], name="event_thread_newest"),
             models.Index(fields=["organization", "-id"], name="event_org_newest"),
             models.Index(fields=["organization", "txid", "id"], name="event_feed"),
-            # The admin's "deleted" filter: an action too rare to find by reading the
-            # organization's events in order. Partial, so no other write (a PATCH) maintains it.
+            # The admin's filter by a deletion (of a thread or of a message): actions too rare to
+            # find by reading the organization's events in order. Partial, so no other write (a
+            # PATCH, a message added) maintains it.
             models.Index(
-                fields=["organization", "-id"], name="event_org_deleted", condition=models.Q(action="deleted")
+                fields=["organization", "-id"],
+                name="event_org_deleted",
+                condition=models.Q(action__in=["deleted", "message_deleted"]),
             ),
         ]
 

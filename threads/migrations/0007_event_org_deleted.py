@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='event',
-            index=models.Index(condition=models.Q(('action', 'deleted')), fields=['organization', '-id'], name='event_org_deleted'),
+            index=models.Index(condition=models.Q(('action__in', ['deleted', 'message_deleted'])), fields=['organization', '-id'], name='event_org_deleted'),
         ),
     ]
