@@ -63,7 +63,10 @@ LIST_PARAMETERS = [
 
 def if_match(request) -> int | None:
     """The version of an ``If-Match: "<version>"`` header; ``*`` or no header means any."""
-    raw = request.headers.get("If-Match")
+    return parse_if_match(request.META.get("HTTP_IF_MATCH"))
+
+
+def parse_if_match(raw: str | None) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
@@ -119,6 +122,20 @@ class ThreadListView(APIView):
         return thread_response(thread, 201, Location=f"/api/v1/threads/{thread.pk}")
 
 
+def patch_thread(principal, thread_id, data, if_match_header: str | None):
+    """The canonical merge PATCH for ``principal`` (a chat token: metadata and variables only), as
+    both doors of the route run it (the DRF view and threads/api/lane.py)."""
+    fields = None
+    if principal.is_chat_token:
+        if not isinstance(data, dict) or set(data) - CHAT_WRITABLE:
+            raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
+        fields = CHAT_WRITABLE
+    return services.thread_update(
+        org=principal.organization, thread_id=thread_id, patch=data, actor=principal.actor,
+        if_match=parse_if_match(if_match_header), fields=fields,
+    )
+
+
 class ThreadDetailView(APIView):
     chat_token_methods = ("GET", "PATCH")
 
@@ -132,17 +149,7 @@ class ThreadDetailView(APIView):
         responses={200: ThreadSerializer, **ERRORS},
     )
     def patch(self, request, thread_id):
-        principal = request.user
-        fields = None
-        if principal.is_chat_token:
-            if not isinstance(request.data, dict) or set(request.data) - CHAT_WRITABLE:
-                raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
-            fields = CHAT_WRITABLE
-        thread = services.thread_update(
-            org=principal.organization, thread_id=thread_id, patch=request.data,
-            actor=principal.actor, if_match=if_match(request), fields=fields,
-        )
-        return thread_response(thread)
+        return thread_response(patch_thread(request.user, thread_id, request.data, request.META.get("HTTP_IF_MATCH")))
 
     @extend_schema(
         operation_id="threads_delete", summary="Delete a thread", parameters=[IF_MATCH],
