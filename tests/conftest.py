@@ -161,3 +161,12 @@ def pytest_terminal_summary(terminalreporter):
             by_status = ", ".join(f"{k}: {n}" for k, n in sorted(value.items()))
             value = f"{value.total()} cases (by status: {by_status})"
         terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="module")
+def serve_url(django_db_setup, django_db_blocker, tmp_path_factory) -> str:
+    """One ``manage.py serve`` for a test module (tests/compat_support.py, ``served``)."""
+    from .compat_support import served
+
+    with served(tmp_path_factory.mktemp("serve") / "serve.log") as base:
+        yield base

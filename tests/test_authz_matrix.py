@@ -105,6 +105,36 @@ ROUTES += [
     canonical("langbase_messages_add", "post", "v1/threads/<str:thread_id>/messages", "/v1/threads/{id}/messages",
               LANGBASE_MESSAGES, 200, True),
 ]
+CONV = "/v1/conversations/{conv}"  # {conv}: the thread as a conversation, {item}: its message as an item
+ITEMS = [{"role": "user", "content": "hi"}]
+ROUTES += [
+    canonical("message_delete", "delete", "api/v1/threads/<str:thread_id>/messages/<str:message_id>",
+              "/api/v1/threads/{id}/messages/{msg}", None, 204, True),
+    canonical("openai_create", "post", "v1/conversations", "/v1/conversations", META, 200, True),
+    *[canonical(f"openai_{name}", method, "v1/conversations/<str:conversation_id>", CONV, body, 200, write,
+                other_org_key=404)
+      for name, method, body, write in (("get", "get", None, False), ("update", "post", META, True),
+                                         ("delete", "delete", None, True))],
+    canonical("openai_items_list", "get", "v1/conversations/<str:conversation_id>/items", f"{CONV}/items", None,
+              200, False, other_org_key=404),
+    canonical("openai_items_create", "post", "v1/conversations/<str:conversation_id>/items", f"{CONV}/items",
+              {"items": ITEMS}, 200, True, other_org_key=404),
+    *[canonical(f"openai_item_{name}", method, "v1/conversations/<str:conversation_id>/items/<str:item_id>",
+                f"{CONV}/items/{{item}}", None, 200, write, other_org_key=404)
+      for name, method, write in (("get", "get", False), ("delete", "delete", True))],
+    canonical("langgraph_create", "post", "langgraph/threads", "/langgraph/threads", META, 200, True),
+    # Search and count are POSTs that only read: a read key and a viewer may call them.
+    canonical("langgraph_search", "post", "langgraph/threads/search", "/langgraph/threads/search", {}, 200, False),
+    canonical("langgraph_count", "post", "langgraph/threads/count", "/langgraph/threads/count", {}, 200, False),
+    canonical("langgraph_get", "get", "langgraph/threads/<str:thread_id>", "/langgraph/threads/{id}", None, 200,
+              False),
+    canonical("langgraph_update", "patch", "langgraph/threads/<str:thread_id>", "/langgraph/threads/{id}", META,
+              200, True),
+    canonical("langgraph_delete", "delete", "langgraph/threads/<str:thread_id>", "/langgraph/threads/{id}", None,
+              204, True),
+    canonical("langgraph_copy", "post", "langgraph/threads/<str:thread_id>/copy", "/langgraph/threads/{id}/copy",
+              None, 200, True),
+]
 HOOK = {"url": "https://93.184.215.14/hooks"}
 ROUTES += [  # {hook}: an endpoint of the thread's organization (another organization's key: 404)
     canonical("webhooks_list", "get", "api/v1/webhooks", "/api/v1/webhooks", None, 200, False),
@@ -144,7 +174,7 @@ def test_every_served_route_has_a_row():
 
 @pytest.fixture
 def world(org, other_org):
-    thread = thread_create(org=org, data={"title": "t", "metadata": {"a": "1"}}, actor=ACTOR)
+    thread = thread_create(org=org, data={"title": "t", "metadata": {"a": "1"}}, actor=ACTOR, messages=[MSG])
     other_thread = thread_create(org=org, data={"title": "u"}, actor=ACTOR)
     member = make_user(org, "mem", "member")
     viewer = make_user(org, "view", "viewer")
@@ -180,7 +210,11 @@ def test_matrix(world, route, caller):
     thread, hook, tokens = world
     before = _state(thread)
     api = Api(tokens[caller])
-    path = route.path.replace("{id}", str(thread.pk)).replace("{hook}", str(hook.pk))
+    message = Message.objects.get(thread=thread)
+    path = (
+        route.path.replace("{id}", str(thread.pk)).replace("{hook}", str(hook.pk)).replace("{msg}", str(message.pk))
+        .replace("{conv}", f"conv_{thread.pk.hex}").replace("{item}", f"msg_{message.pk.hex}")
+    )
     if route.method in ("get", "delete"):
         response = getattr(api, route.method)(path)
     else:

@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 API_MD = ROOT / "docs" / "api.md"
 TAG_ORDER = [
     "Auth", "Threads", "Messages", "History", "Change feed", "Webhooks",
-    "Web chat session", "Thread metadata", "Chat threads", "Langbase threads",
+    "Web chat session", "Thread metadata", "Chat threads", "Langbase threads", "OpenAI conversations",
+    "LangGraph threads",
 ]  # fmt: skip
 METHODS = ("get", "post", "put", "patch", "delete")
 # The public routes: the canonical API and the paths of the surfaces that speak other products' APIs.
-PUBLIC_PREFIXES = ("/api/", "/v1/")
+PUBLIC_PREFIXES = ("/api/", "/v1/", "/langgraph/")
 
 
 def schema(client) -> dict:
@@ -104,6 +105,11 @@ def test_every_operation_has_one_known_tag_and_a_one_line_summary(client):
         ("/api/v1/webhooks/{id}/rotate-secret", "Webhooks"),
         ("/v1/threads/{thread_id}/metadata", "Thread metadata"),
         ("/v1/threads/{thread_id}/messages", "Langbase threads"),
+        ("/api/v1/threads/{thread_id}/messages/{message_id}", "Messages"),
+        ("/v1/conversations", "OpenAI conversations"),
+        ("/v1/conversations/{conversation_id}/items/{item_id}", "OpenAI conversations"),
+        ("/langgraph/threads/search", "LangGraph threads"),
+        ("/langgraph/threads/{thread_id}/copy", "LangGraph threads"),
     ],
 )
 def test_a_route_is_tagged_by_its_path(path, tag):

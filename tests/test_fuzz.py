@@ -98,11 +98,11 @@ class World:
         params = case.path_parameters or {}
         if "webhook_id" in params and n % 4:  # mostly a real endpoint of the key's organization
             params["webhook_id"] = self.hook_ids[n % len(self.hook_ids)]
-        name = next((name for name in THREAD_ID_PARAMETERS if name in params), None)
+        name = next((name for name in (*THREAD_ID_PARAMETERS, "conversation_id") if name in params), None)
         if name is None or n % 4 == 0:
             return self.key
         thread = Thread.objects.get(pk=self.thread_ids[n % len(self.thread_ids)])
-        params[name] = str(thread.pk)
+        params[name] = f"conv_{thread.pk.hex}" if name == "conversation_id" else str(thread.pk)
         if case.headers and "If-Match" in case.headers and n % 5:
             if n % 2:
                 del case.headers["If-Match"]

@@ -153,6 +153,7 @@ class Event(models.Model):
         CREATED = "created", "created"
         UPDATED = "updated", "updated"
         MESSAGE_ADDED = "message_added", "message added"
+        MESSAGE_DELETED = "message_deleted", "message deleted"
         DELETED = "deleted", "deleted"
 
     class ActorType(models.TextChoices):

@@ -118,13 +118,24 @@ def thread_update(
     actor: Actor,
     if_match: int | None = None,
     fields: frozenset[str] | None = None,
+    replace: frozenset[str] = frozenset(),
 ) -> Thread:
     """The merge PATCH (``threads.merge``'s rules). Validates completely before writing; a no-op writes nothing.
 
-    ``fields`` narrows what may be written (a chat token: metadata and variables).
+    ``fields`` narrows what may be written (a chat token: metadata and variables). ``replace``
+    names map fields whose value in the patch *replaces* the stored map (OpenAI's update): under
+    the row lock it becomes the merge patch from the stored map to it (``merge.map_patch``: new
+    keys set, removed keys null), so the same rules, limits and history apply.
     Returns the thread as stored after the call.
     """
-    return _update(org, thread_id, merge.parse_patch(patch, fields=fields), actor, if_match)[0]
+    parsed = merge.parse_patch(patch, fields=fields)
+    if not replace & set(parsed):
+        return _update(org, thread_id, parsed, actor, if_match)[0]
+    with transaction.atomic():
+        stored = _lock(org, thread_id)
+        for name in replace & set(parsed):
+            parsed[name] = merge.map_patch(getattr(stored, merge.WRITABLE[name]), parsed[name])
+        return _update(org, thread_id, parsed, actor, if_match)[0]
 
 
 def _update(
@@ -183,6 +194,48 @@ def _append(thread: Thread, parsed: dict[str, Any], actor: Actor) -> Message:
     thread.save(update_fields=["message_count", "last_activity_at", "updated_at", "version"])
     _record(thread, Event.Action.MESSAGE_ADDED, actor, changes, thread.version)
     return message
+
+
+def thread_copy(*, org: Organization, thread_id: Any, actor: Actor) -> Thread:
+    """A new thread with a copy of another's writable fields and messages (new ids, in order),
+    read under the source's row lock so that the copy is of one moment. Written as
+    ``thread_create`` writes a thread with first messages: a ``created`` event, then one
+    ``message_added`` event a message."""
+    with transaction.atomic():
+        source = _lock(org, thread_id)
+        data = {name: getattr(source, attr) for name, attr in merge.WRITABLE.items()}
+        messages = Message.objects.filter(thread_id=source.pk).order_by("created_at", "id")
+        copied = [{"role": m.role, "content": m.content, "metadata": m.metadata} for m in messages]
+        return thread_create(org=org, data=data, actor=actor, messages=copied)
+
+
+def message_delete(
+    *, org: Organization, thread_id: Any, message_id: Any, actor: Actor, if_match: int | None = None
+) -> Thread:
+    """Delete one message of a thread, in one transaction: ``messageCount`` one lower, the version
+    one higher, a ``message_deleted`` event whose changes name the message
+    (``messageId: {from: id, to: null}``). ``lastActivityAt`` stays: it is when the last message
+    was added. Raises ``thread_not_found``, ``version_mismatch`` (checked under the lock) or
+    ``not_found`` for a message id that is not one of this thread's."""
+    with transaction.atomic():
+        thread = _lock(org, thread_id)
+        merge.check_version(thread.version, if_match)
+        try:
+            pk = uuid.UUID(str(message_id))
+        except ValueError:
+            pk = None
+        if pk is None or not Message.objects.filter(pk=pk, thread_id=thread.pk).delete()[0]:
+            raise ThreadError("not_found", "Message not found.", "messageId")
+        changes = {
+            "messageCount": {"from": thread.message_count, "to": thread.message_count - 1},
+            "messageId": {"from": str(pk), "to": None},
+        }
+        thread.message_count -= 1
+        thread.updated_at = timezone.now()
+        thread.version += 1
+        thread.save(update_fields=["message_count", "updated_at", "version"])
+        _record(thread, Event.Action.MESSAGE_DELETED, actor, changes, thread.version)
+    return thread
 
 
 def messages_add(*, org: Organization, thread_id: Any, items: list[Any], actor: Actor) -> list[Message]:

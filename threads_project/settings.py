@@ -74,7 +74,7 @@ MIDDLEWARE = [
 ]
 # API requests (a bearer token in, JSON out) skip what only people's pages need: sessions, CSRF,
 # login, messages, the frame guard and static files (threads_project/wsgi.py).
-API_PATH_PREFIXES = ("/api/v1/", "/api/chat/", "/v1/")
+API_PATH_PREFIXES = ("/api/v1/", "/api/chat/", "/v1/", "/langgraph/")
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "threads.api.middleware.BodySizeLimitMiddleware",
@@ -253,6 +253,15 @@ SPECTACULAR_SETTINGS = {
         {"name": "Thread metadata", "description": "Aitronos Freddy's thread API: merge metadata, set visibleInUi."},
         {"name": "Chat threads", "description": "A FastAPI chat backend's ChatThread API: title, tags, archive flag."},
         {"name": "Langbase threads", "description": "Langbase's threads API, as its Python SDK calls it."},
+        {
+            "name": "OpenAI conversations",
+            "description": "OpenAI's Conversations API, as the `openai` SDK calls "
+            "it (base URL `/v1`): conversations are threads, items their messages.",
+        },
+        {
+            "name": "LangGraph threads",
+            "description": "LangGraph's threads API, as the `langgraph-sdk` client calls it (base URL `/langgraph`).",
+        },
     ],
 }
 

@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 
@@ -109,6 +110,18 @@ class BearerAuthentication(JWTAuthentication):
         except (KeyError, ValueError):
             raise InvalidToken("The chat token is malformed.") from None
         return Principal("chat_token", org, True, Actor.chat_token(thread_id), thread_id=thread_id)
+
+
+class ApiKeyHeaderAuthentication(BearerAuthentication):
+    """``Authorization: Bearer …`` as everywhere, or the credential alone in ``X-Api-Key``: the
+    header LangGraph's SDK sends its key in. ``Authorization`` wins when both are sent."""
+
+    def get_header(self, request):
+        header = super().get_header(request)
+        key = request.META.get("HTTP_X_API_KEY")
+        if header is None and key:
+            return f"Bearer {key}".encode(HTTP_HEADER_ENCODING, errors="replace")
+        return header
 
 
 def _lookup_api_key(key_hash: str) -> ApiKey | None:

@@ -23,6 +23,8 @@ class IsOrgPrincipal(BasePermission):
             if str(principal.thread_id) != str(view.kwargs.get("thread_id")):
                 raise PermissionDenied("This chat token is for another thread.")
             return True
-        if request.method not in SAFE_METHODS and not principal.can_write:
+        # A view whose every method reads (LangGraph's search and count are POSTs) says so.
+        reads = request.method in SAFE_METHODS or getattr(view, "reads_only", False)
+        if not reads and not principal.can_write:
             raise PermissionDenied("This credential may only read.")
         return True

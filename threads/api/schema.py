@@ -11,7 +11,7 @@ from drf_spectacular.openapi import AutoSchema
 # SPECTACULAR_SETTINGS["TAGS"] describes the tags and sets their order in /api/docs/.
 PATH_TAGS = [
     (r"/api/v1/auth/.*|/api/v1/threads/[^/]+/chat-token", "Auth"),
-    (r"/api/v1/threads/[^/]+/messages", "Messages"),
+    (r"/api/v1/threads/[^/]+/messages(/[^/]+)?", "Messages"),
     (r"/api/v1/threads/[^/]+/history", "History"),
     (r"/api/v1/threads(/[^/]+)?", "Threads"),
     (r"/api/v1/events(/.*)?", "Change feed"),
@@ -20,6 +20,8 @@ PATH_TAGS = [
     (r"/v1/threads/[^/]+/metadata", "Thread metadata"),
     (r"/api/chat/threads/[^/]+", "Chat threads"),
     (r"/v1/threads(/.*)?", "Langbase threads"),
+    (r"/v1/conversations(/.*)?", "OpenAI conversations"),
+    (r"/langgraph/threads(/.*)?", "LangGraph threads"),
 ]
 
 
@@ -45,4 +47,20 @@ class BearerAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "An API key (`tk_…`), a user access token (JWT) or a chat token (JWT).",
+        }
+
+
+class ApiKeyHeaderScheme(OpenApiAuthenticationExtension):
+    """The LangGraph surface: the key alone in ``X-Api-Key`` (or the bearer credentials, as the
+    tag's description says)."""
+
+    target_class = "threads.api.authentication.ApiKeyHeaderAuthentication"
+    name = "apiKeyHeader"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Api-Key",
+            "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes.",
         }

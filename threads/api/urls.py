@@ -11,6 +11,11 @@ urlpatterns = [
     path("threads", views.ThreadListView.as_view(), name="thread-list"),
     path("threads/<str:thread_id>", lane.thread_detail_view(), name="thread-detail"),
     path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),
+    path(
+        "threads/<str:thread_id>/messages/<str:message_id>",
+        views.MessageDetailView.as_view(),
+        name="thread-message",
+    ),
     path("threads/<str:thread_id>/history", views.HistoryView.as_view(), name="thread-history"),
     path("events", views.EventFeedView.as_view(), name="event-feed"),
     path("threads/<str:thread_id>/chat-token", views.ChatTokenView.as_view(), name="thread-chat-token"),

@@ -186,6 +186,21 @@ class MessageListView(APIView):
         return Response(MessageSerializer(message).data, status=201)
 
 
+class MessageDetailView(APIView):
+    @extend_schema(
+        operation_id="messages_delete", summary="Delete a message", parameters=[IF_MATCH],
+        description="The thread's `messageCount` goes one down and its version one up (the new "
+        "version is the answer's `ETag`); the history records a `message_deleted` event.",
+        responses={204: None, **ERRORS},
+    )
+    def delete(self, request, thread_id, message_id):
+        thread = services.message_delete(
+            org=request.user.organization, thread_id=thread_id, message_id=message_id,
+            actor=request.user.actor, if_match=if_match(request),
+        )
+        return Response(status=204, headers={"ETag": f'"{thread.version}"'})
+
+
 class HistoryView(APIView):
     @extend_schema(
         operation_id="history_list", summary="List a thread's change events, newest first",

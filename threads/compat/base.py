@@ -31,6 +31,8 @@ class CompatView(APIView):
         response = self.error_response(to_thread_error(exc), exc)
         if getattr(exc, "auth_header", None) and response.status_code == 401:
             response["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None) is not None and response.status_code == 429:
+            response["Retry-After"] = str(int(exc.wait) + 1)
         return response
 
 

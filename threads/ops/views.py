@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
 from .. import selectors, services
 from ..api.pagination import KeysetPagination
@@ -177,6 +178,25 @@ def thread_detail(request, thread_id):
         "messages_shown": thread.messages.order_by("created_at", "id")[:MESSAGES_SHOWN],
         "list_url": reverse("ops:thread-list") + op.org_query,
     }, status=status)
+
+
+@login_required
+@require_POST
+def message_delete(request, thread_id, message_id):
+    """The thread page's "Delete" button of one message: ``message_delete``, back to the page."""
+    op = operator(request, thread_id)
+    if not op.can_write:
+        raise PermissionDenied
+    try:
+        thread = services.message_delete(
+            org=op.org, thread_id=thread_id, message_id=message_id, actor=services.Actor.user(request.user))
+    except ThreadError as error:
+        if error.code == "thread_not_found":
+            raise Http404("Thread not found.") from None
+        messages.error(request, "That message was already deleted.")
+    else:
+        messages.success(request, f"Message deleted (version {thread.version}).")
+    return redirect(reverse("ops:thread-detail", args=[thread_id]) + op.org_query)
 
 
 def save(request, op: Operator, thread, form: ThreadForm, maps: list[MapRows]) -> bool:
