@@ -26,5 +26,5 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("threads", "0005_event_feed")]
+    dependencies = [("threads", "0006_event_action_message_deleted")]
     operations = [migrations.RunPython(forward, backward)]
