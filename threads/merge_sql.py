@@ -60,8 +60,10 @@ def _shape(patch: merge.Patch) -> tuple:
 
 
 @functools.lru_cache(maxsize=256)
-def statement(shape: tuple) -> str:
-    """The statement of one shape of patch.
+def statement(shape: tuple, render: str | None = None) -> str:
+    """The statement of one shape of patch; with ``render`` (an SQL expression over the columns of
+    the row as stored after it, named as ``"threads_thread"."title"``), its answer is that
+    expression's value instead of the row's columns.
 
     o: the row, locked (a); n (materialized: each value computed once): it and each touched
     column's new value (n_<column>); c: the first broken rule (err: ``version``, the map's field,
@@ -105,6 +107,8 @@ def statement(shape: tuple) -> str:
             f" {', '.join(scalars)}) v (f, x, y) WHERE x IS DISTINCT FROM y), '{{}}')"
         )
     thread, event = Thread._meta.db_table, Event._meta.db_table
+    # The row as stored after: r, or named as its table for ``render``'s column names.
+    answer, alias = (_RETURNED, "r") if render is None else (f"{thread}.version, {render}", thread)
     sql = f"""
 WITH o AS (SELECT t a FROM {thread} t WHERE id = %(id)s AND organization_id = %(org)s FOR UPDATE),
 n AS MATERIALIZED (SELECT a{"".join(f", {value} n_{column}" for column, value in new.items())} FROM o),
@@ -114,7 +118,7 @@ u AS (UPDATE {thread} t SET {"".join(f"{column} = n_{column}, " for column in ne
 e AS (INSERT INTO {event} (organization_id, thread_id, action, version, actor_type, actor_id, actor_name,
   changes, created_at) SELECT (t).organization_id, (t).id, 'updated', (t).version, %(actor_type)s,
   %(actor_id)s, %(actor_name)s, g, %(now)s FROM u, c)
-SELECT err, (c.a).version, {_RETURNED} FROM c LEFT JOIN u ON true, LATERAL (SELECT (coalesce(u.t, c.a)).*) r
+SELECT err, (c.a).version, {answer} FROM c LEFT JOIN u ON true, LATERAL (SELECT (coalesce(u.t, c.a)).*) {alias}
 """
     return " ".join(sql.split())
 
@@ -140,19 +144,17 @@ def _params(org_id: Any, pk: uuid.UUID, patch: merge.Patch, if_match: int | None
     return params
 
 
-def update(
-    org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str], now: datetime
-) -> tuple[Thread, bool]:
-    """Apply a parsed patch to the organization's thread in one statement: the thread as stored
-    after it and whether it changed (then its version is one higher and its ``updated`` event,
-    with ``actor``'s fields, is written). Raises ``thread_not_found``, ``version_mismatch`` or the
-    error of the first rule the merge broke, having written nothing."""
+def _run(org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str],
+         now: datetime, render: str | None) -> tuple[int, list]:
+    """Run the patch's statement: the version before it and the answer's other values, or the
+    error of the rule it broke (having written nothing)."""
     try:
         pk = uuid.UUID(str(thread_id))
     except ValueError:
         raise not_found() from None
     with connection.cursor() as cursor:
-        cursor.execute(statement(_shape(patch)), {**_params(org_id, pk, patch, if_match), **actor, "now": now})
+        sql = statement(_shape(patch), render)
+        cursor.execute(sql, {**_params(org_id, pk, patch, if_match), **actor, "now": now})
         row = cursor.fetchone()
     if row is None:
         raise not_found()
@@ -161,5 +163,25 @@ def update(
         merge.check_version(version, if_match)
     if broken is not None:
         raise merge.rule_error(broken, "tags" if broken == "tags" else "keys").exception()
+    return version, values
+
+
+def update(
+    org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str], now: datetime
+) -> tuple[Thread, bool]:
+    """Apply a parsed patch to the organization's thread in one statement: the thread as stored
+    after it and whether it changed (then its version is one higher and its ``updated`` event,
+    with ``actor``'s fields, is written). Raises ``thread_not_found``, ``version_mismatch`` or the
+    error of the first rule the merge broke, having written nothing."""
+    version, values = _run(org_id, thread_id, patch, if_match, actor, now, None)
     thread = selectors.thread_from_row(values)
     return thread, thread.version != version
+
+
+def update_rendered(
+    org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str], now: datetime,
+    render: str,
+) -> tuple[int, Any]:
+    """``update``, answering the thread's version after it and the value of ``render`` over the row
+    as stored (no model built: the door's own rendering, in the same statement)."""
+    return tuple(_run(org_id, thread_id, patch, if_match, actor, now, render)[1])

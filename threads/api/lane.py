@@ -27,7 +27,6 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
 from .exceptions import exception_handler
-from .serializers import ThreadSerializer
 from .views import ThreadDetailView, patch_thread
 
 # The content types the lane parses: DRF would take JSON in any charset, the lane UTF-8 only.
@@ -80,11 +79,9 @@ def patch(request, thread_id: str, headers: dict[str, str]) -> HttpResponse | No
         waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, route)]
         if waits:  # as DRF's check_throttles: the longest wait
             raise exceptions.Throttled(max((wait for wait in waits if wait is not None), default=None))
-        thread = patch_thread(principal, thread_id, data, request.META.get("HTTP_IF_MATCH"))
+        response = patch_thread(principal, thread_id, data, request.META.get("HTTP_IF_MATCH"))
     except Exception as exc:  # the DRF view's exception handler, as DRF would call it
         return _rendered(exception_handler(exc, {"request": request}), headers)
-    response = HttpResponse(RENDERER.render(ThreadSerializer(thread).data), content_type="application/json")
-    response["ETag"] = f'"{thread.version}"'
     return _with(response, headers)
 
 
