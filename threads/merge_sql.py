@@ -73,7 +73,9 @@ def statement(shape: tuple, render: str | None = None) -> str:
     columns, maps, tags_set, tags_edited = shape
     new = {column: f"%(v_{column})s::{_CASTS[column]}" for column in columns}
     for column, cleared in maps:
-        merged = f"((a).{column} || %(set_{column})s::jsonb) - %(del_{column})s::text[]"
+        patch = f"%(p_{column})s::jsonb"
+        removed = f"ARRAY(SELECT key FROM jsonb_each({patch}) WHERE value = 'null')"
+        merged = f"((a).{column} || jsonb_strip_nulls({patch})) - {removed}"
         new[column] = "'{}'::jsonb" if cleared else merged
     if tags_set or tags_edited:
         base = "%(v_tags)s::jsonb" if tags_set else f"(a).{_TAGS}"
@@ -91,7 +93,8 @@ def statement(shape: tuple, render: str | None = None) -> str:
         if column not in new:
             continue
         if column in _MAPS:
-            keys = f"jsonb_object_keys((a).{column})" if dict(maps)[column] else f"unnest(%(keys_{column})s::text[])"
+            named = f"(a).{column}" if dict(maps)[column] else f"%(p_{column})s::jsonb"  # cleared: every old key
+            keys = f"jsonb_object_keys({named})"
             # As merge.diff: the map changed, then each key whose value did (a stored null as none).
             changes.append(
                 f"CASE WHEN (a).{column} IS DISTINCT FROM n_{column} THEN jsonb_build_object('{name}', coalesce(("
@@ -125,7 +128,7 @@ SELECT err, (c.a).version, {answer} FROM c LEFT JOIN u ON true, LATERAL (SELECT 
 
 def _params(org_id: Any, pk: uuid.UUID, patch: merge.Patch, if_match: int | None) -> dict[str, Any]:
     """The parsed patch as the statement's parameters: each replaced column's value, each merged
-    map's entries to set (jsonb), keys to remove and keys named, the tags and their edits (jsonb)."""
+    map's patch (jsonb: null removes a key), the tags and their edits (jsonb)."""
     json = connection.ops.adapt_json_value
     params: dict[str, Any] = {"id": pk, "org": org_id, "if_match": if_match}
     for name, value in patch.items():
@@ -133,9 +136,7 @@ def _params(org_id: Any, pk: uuid.UUID, patch: merge.Patch, if_match: int | None
         if column in _CASTS:
             params[f"v_{column}"] = value
         elif column in _MAPS and value is not None:
-            params[f"set_{column}"] = json({key: item for key, item in value.items() if item is not None}, None)
-            params[f"del_{column}"] = [key for key, item in value.items() if item is None]
-            params[f"keys_{column}"] = list(value)
+            params[f"p_{column}"] = json(value, None)
     if "tags" in patch:
         params["v_tags"] = json(patch["tags"], None)
     if any(op in patch for op in merge.TAG_OPS):
