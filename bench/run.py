@@ -69,7 +69,7 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory,webhooks,ops").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "plain,parity,patch,list,memory,webhooks,ops").split(","))
 OPS_REPEAT = _int("BENCH_OPS_REPEAT", 15, 5)
 PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
 PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
@@ -623,6 +623,11 @@ def main() -> None:
                                 "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT,
                                 "parity_threads": PARITY_THREADS, "workers": WORKERS},
                      "machine": machine()}
+    if "plain" in SECTIONS:
+        log("PATCH, the plain comparison: both sides started empty (issue 18)")
+        import plain
+
+        results["plain"] = plain.section(sys.modules[__name__])
     if "parity" in SECTIONS:
         log("parity with the peer (issue 12)")
         results["parity"] = parity_section()
