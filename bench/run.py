@@ -14,8 +14,10 @@ Sections (``BENCH_SECTIONS=parity,patch,list,memory,webhooks,ops``, all by defau
 - list:   the list API's first page and a deep cursor page over 1,000,000 threads on PostgreSQL
           and 100,000 on SQLite, p50/p99 and the EXPLAIN plan of each query.
 - memory: a server worker's RSS sampled from /proc while it serves 100,000 PATCH requests.
-- webhooks: PATCH throughput with 3 webhook endpoints against none, and the delivery worker's CPU
-          per event and latency (bench/webhooks.py).
+- webhooks: PATCH throughput with the worker's wake (a feed poll) on and off and with a NOTIFY
+          trigger (wrk, and pgbench for the trigger); commit-to-arrival p50/p99 at 50 events/s
+          with and without hung and refusing endpoints, with and without PATCH load beside; one
+          worker's deliveries/s and CPU per delivery (bench/webhooks.py).
 - ops:    the operator list and the admin changelists (threads, events) through ``manage.py serve``,
           at 1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
 

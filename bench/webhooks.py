@@ -1,18 +1,25 @@
 """The ``webhooks`` section of the benchmark suite (``BENCH_SECTIONS=webhooks``), run by run.py.
 
-(a) PATCH throughput under wrk with 3 active webhook endpoints (no worker running, so their
-    deliveries pile up unsent) against none, in alternating rounds: endpoints add nothing to a
-    PATCH's request path, so the two must be within noise.
-(b) ``manage.py deliver_webhooks`` delivering a stream of PATCHes to a local receiver: the
-    worker's CPU seconds per delivered event, and the latency from an event's commit time
-    (its ``createdAt``) to its arrival at the receiver, p50 and p99.
+(a) Wake: PATCH throughput under wrk through ``manage.py serve`` in alternating rounds: with no
+    worker ("off"), with a worker polling the feed ("poll", the wake the worker uses; its one
+    endpoint belongs to the other organization, so the rounds measure the wake alone), and with
+    a NOTIFY trigger on the event insert ("notify", the alternative that was rejected).
+(b) Latency: PATCHes paced at ``RATE`` events/s through ``manage.py serve``, one worker, a healthy
+    local receiver; from an event's ``createdAt`` to its arrival, p50 and p99. Four runs: the
+    healthy endpoint alone, and beside 2 hung endpoints (accept, never answer) and 1 refusing one
+    in the same organization; each alone on the machine and with a wrk PATCH load on the other
+    organization beside it.
+(c) Throughput: a backlog made while no worker runs, then one worker delivering it to a fast
+    local receiver (one endpoint, then four): deliveries/s from the first arrival to the last,
+    and the worker's CPU per delivery.
 
-Django-side steps run as ``python bench/webhooks.py endpoints COUNT URL`` with the benchmark's
-DATABASE_URL (sets the ``bench-main`` organization's endpoints to COUNT, all pointing at URL).
+Django-side steps run as ``python bench/webhooks.py endpoints ORG URL...`` with the benchmark's
+DATABASE_URL (sets the organization's endpoints to those URLs).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import statistics
@@ -20,167 +27,379 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.webhook_receiver import Hung, Receiver, refusing_url  # noqa: E402
+
 LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+RATE = 50  # events/s of the latency runs
+TARGETS = {"p50_ms": 50, "p99_ms": 250, "deliveries_per_s": 500}
+NOTIFY_ON = """
+CREATE OR REPLACE FUNCTION bench_event_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('threads_event', NEW.organization_id::text); RETURN NULL; END $$;
+DROP TRIGGER IF EXISTS bench_event_notify ON threads_event;
+CREATE TRIGGER bench_event_notify AFTER INSERT ON threads_event FOR EACH ROW EXECUTE FUNCTION bench_event_notify();
+"""
+NOTIFY_OFF = "DROP TRIGGER IF EXISTS bench_event_notify ON threads_event; DROP FUNCTION IF EXISTS bench_event_notify();"
 
 
-class Receiver:
-    """Answers 204 to every POST on 127.0.0.1 and notes when each event arrived."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[int, tuple[float, str]] = {}  # event id -> (arrival, createdAt)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.arrivals.setdefault(body["data"]["id"], (time.time(), body["data"]["createdAt"]))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def set_endpoints(run, database_url: str, count: int, url: str) -> None:
+def set_endpoints(run, database_url: str, org: str, urls: list[str]) -> None:
     proc = run.run(
-        [sys.executable, __file__, "endpoints", str(count), url], 120, env={**run.django_env(database_url), **LOOPBACK}
+        [sys.executable, __file__, "endpoints", org, *urls], 120, env={**run.django_env(database_url), **LOOPBACK}
     )
     if proc.returncode:
         raise RuntimeError(f"setting webhook endpoints failed: {proc.stderr[-2000:]}")
 
 
-def patch_stream(base: str, key: str, ids: list[str], count: int) -> None:
-    """``count`` PATCHes, one after another, spread over the threads, each a change (an event)."""
-    run_id = time.time_ns()
-    for n in range(count):
-        request = urllib.request.Request(
-            f"{base}/api/v1/threads/{ids[n % len(ids)]}",
-            method="PATCH",
-            data=json.dumps({"metadata": {"w": f"{run_id}-{n}"}}).encode(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request, timeout=30).read()
-
-
-def section(run, info: dict) -> dict:
-    database_url = f"{run.PG}/{run.PG_DB}"
-    stride = max(1, run.THREADS // run.SPREAD)
-    ids = [run.seed.thread_id("bench-main", stride * i) for i in range(run.SPREAD)]
-    ids_file = run.OUT / "webhooks.ids"
-    ids_file.write_text("\n".join(ids) + "\n")
-    receiver = Receiver()
-    results: dict = {"rounds": []}
-    try:
-        with run.serve(database_url, info["key"]) as (base, server):
-            pids = run.children(server.pid)
-            run.wrk(base, "/api/v1/threads/", ids_file, info["key"], 3)  # warm-up
-            for r in range(run.ROUNDS):
-                row = {}
-                for endpoints in (0, 3) if r % 2 == 0 else (3, 0):  # A/B, then B/A
-                    set_endpoints(run, database_url, endpoints, receiver.url)
-                    row[f"endpoints_{endpoints}"] = data = run.wrk(
-                        base, "/api/v1/threads/", ids_file, info["key"], run.DURATION, pids
-                    )
-                    run.log(
-                        f"  round {r + 1}, {endpoints} endpoints: {data['rps']:.0f} req/s, "
-                        f"p99 {data['p99_us'] / 1000:.1f} ms, server CPU {data['server_cpu_ms'] or 0:.2f} ms/request"
-                    )
-                row["ratio"] = row["endpoints_3"]["rps"] / row["endpoints_0"]["rps"]
-                results["rounds"].append(row)
-            results["delivery"] = delivery(run, database_url, base, info["key"], ids, receiver)
-    finally:
-        receiver.close()
-        set_endpoints(run, database_url, 0, receiver.url)
-    return results
-
-
-def delivery(run, database_url: str, base: str, key: str, ids: list[str], receiver: Receiver) -> dict:
-    """One endpoint, one worker, ``EVENTS`` PATCHes: the worker's CPU per event and the latency."""
-    events = int(os.environ.get("BENCH_WEBHOOK_EVENTS") or (500 if run.QUICK else 3000))
-    set_endpoints(run, database_url, 1, receiver.url)  # a new endpoint: only events from now on
-    receiver.arrivals.clear()
-    worker = subprocess.Popen(
+def start_worker(run, database_url: str) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "deliver_webhooks"],
         cwd=ROOT,
         env={**run.django_env(database_url), **LOOPBACK},
         start_new_session=True,
-        stdout=open(run.OUT / "deliver_webhooks.log", "a"),
+        stdout=open(run.OUT / "deliver_webhooks.log", "a"),  # noqa: SIM115 - the child keeps it
         stderr=subprocess.STDOUT,
     )
+
+
+def psql(run, database_url: str, sql: str) -> None:
+    proc = run.run(["psql", database_url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], 60)
+    if proc.returncode:
+        raise RuntimeError(f"psql failed: {proc.stderr[-1000:]}")
+
+
+def ids_file(run, name: str, org: str, count: int, total: int) -> tuple[Path, list[str]]:
+    stride = max(1, total // count)
+    ids = [run.seed.thread_id(org, stride * i) for i in range(count)]
+    path = run.OUT / f"webhooks-{name}.ids"
+    path.write_text("\n".join(ids) + "\n")
+    return path, ids
+
+
+def section(run, info: dict) -> dict:
+    database_url = f"{run.PG}/{run.PG_DB}"
+    main_file, main_ids = ids_file(run, "main", "bench-main", run.SPREAD, run.THREADS)
+    other_file, _ = ids_file(run, "other", "bench-other", min(run.SPREAD, run.OTHER_THREADS), run.OTHER_THREADS)
+    receiver = Receiver()
+    hung = [Hung(), Hung()]
+    results: dict = {"rounds": [], "latency": [], "throughput": []}
     try:
-        time.sleep(2)  # started and idle
-        cpu = run.cpu_seconds([worker.pid])
-        started = time.monotonic()
-        patch_stream(base, key, ids, events)
-        deadline = time.monotonic() + 300
-        while len(receiver.arrivals) < events and time.monotonic() < deadline:
+        with run.serve(database_url, info["key"]) as (base, server):
+            pids = run.children(server.pid)
+            run.wrk(base, "/api/v1/threads/", main_file, info["key"], 3)  # warm-up
+            results["rounds"] = wake_rounds(run, database_url, base, info["key"], main_file, pids, receiver)
+            results["pgbench"] = notify_pgbench(run, database_url, info["org"])
+            for with_others in (False, True):
+                for background in (False, True):
+                    results["latency"].append(
+                        latency(
+                            run,
+                            database_url,
+                            base,
+                            info["key"],
+                            main_ids,
+                            other_file,
+                            receiver,
+                            hung,
+                            with_others,
+                            background,
+                        )
+                    )
+            for endpoints in (1, 4):
+                results["throughput"].append(
+                    throughput(run, database_url, base, info["key"], main_file, receiver, endpoints)
+                )
+    finally:
+        psql(run, database_url, NOTIFY_OFF)
+        set_endpoints(run, database_url, "bench-main", [])
+        set_endpoints(run, database_url, "bench-other", [])
+        receiver.close()
+        for h in hung:
+            h.close()
+    return results
+
+
+def wake_rounds(run, database_url, base, key, main_file, pids, receiver) -> list[dict]:
+    set_endpoints(run, database_url, "bench-main", [])
+    set_endpoints(run, database_url, "bench-other", [receiver.url])  # the worker polls; nothing to send
+    modes = ["off", "poll", "notify"]
+    rounds = []
+    for r in range(run.ROUNDS):
+        row = {}
+        for mode in modes if r % 2 == 0 else modes[::-1]:
+            worker = start_worker(run, database_url) if mode == "poll" else None
+            if mode == "notify":
+                psql(run, database_url, NOTIFY_ON)
+            try:
+                if worker:
+                    time.sleep(2)  # up and polling
+                    worker_cpu = run.cpu_seconds([worker.pid])
+                row[mode] = data = run.wrk(base, "/api/v1/threads/", main_file, key, run.DURATION, pids)
+                if worker:
+                    data["worker_cpu_ms"] = (run.cpu_seconds([worker.pid]) - worker_cpu) * 1000 / data["requests"]
+            finally:
+                if worker:
+                    run.stop(worker, "deliver_webhooks")
+                if mode == "notify":
+                    psql(run, database_url, NOTIFY_OFF)
+            run.log(
+                f"  wake round {r + 1}, {mode}: {data['rps']:.0f} req/s, p99 {data['p99_us'] / 1000:.1f} ms,"
+                f" server CPU {data['server_cpu_ms'] or 0:.2f} ms/request"
+            )
+        row["poll_ratio"] = row["poll"]["rps"] / row["off"]["rps"]
+        row["notify_ratio"] = row["notify"]["rps"] / row["off"]["rps"]
+        rounds.append(row)
+    return rounds
+
+
+def notify_pgbench(run, database_url: str, org: str) -> list[dict]:
+    """The database's own PATCH rate (UPDATE + event INSERT a transaction, 16 clients) with and
+    without the NOTIFY trigger, in alternating rounds: what the trigger costs where the server is
+    not the limit."""
+    stride = max(1, run.THREADS // run.SPREAD)
+    defines = {"org": org, "base": 0, "stride": stride, "spread": run.SPREAD}
+    script = run.HERE / "pgbench" / "patch_event.sql"
+    rounds = []
+    for r in range(run.ROUNDS):
+        row = {}
+        for mode in ("off", "notify") if r % 2 == 0 else ("notify", "off"):
+            if mode == "notify":
+                psql(run, database_url, NOTIFY_ON)
+            try:
+                row[mode] = run.pgbench_run(script, defines, run.DURATION, run.PG_DB)["tps"]
+            finally:
+                psql(run, database_url, NOTIFY_OFF)
+            run.log(f"  pgbench round {r + 1}, {mode}: {row[mode]:.0f} tps")
+        row["ratio"] = row["notify"] / row["off"]
+        rounds.append(row)
+    return rounds
+
+
+class Paced:
+    """PATCHes at ``rate`` a second on one kept-alive connection, each a change (an event)."""
+
+    def __init__(self, base: str, key: str, ids: list[str]) -> None:
+        self.host, self.port = base.removeprefix("http://").split(":")
+        self.key, self.ids = key, ids
+        self.errors = 0
+
+    def run(self, rate: int, seconds: float) -> int:
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        run_id, sent, started = time.time_ns(), 0, time.monotonic()
+        count = int(rate * seconds)
+        for n in range(count):
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            body = json.dumps({"metadata": {"w": f"{run_id}-{n}"}})
+            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            try:
+                conn.request("PATCH", f"/api/v1/threads/{self.ids[n % len(self.ids)]}", body, headers)
+                response = conn.getresponse()
+                response.read()
+                sent += response.status == 200
+                self.errors += response.status != 200
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        conn.close()
+        return sent
+
+
+def latency(run, database_url, base, key, ids, other_file, receiver, hung, with_others, background) -> dict:
+    seconds = 10 if run.QUICK else 60
+    urls = [receiver.url] + ([h.url for h in hung] + [refusing_url()] if with_others else [])
+    set_endpoints(run, database_url, "bench-main", urls)
+    set_endpoints(run, database_url, "bench-other", [])
+    receiver.received.clear()
+    worker = start_worker(run, database_url)
+    load = None
+    try:
+        time.sleep(2)  # up and idle
+        if background:
+            load = threading.Thread(target=run.wrk, args=(base, "/api/v1/threads/", other_file, key, seconds + 2))
+            load.start()
+            time.sleep(1)
+        sent = Paced(base, key, ids).run(RATE, seconds)
+        deadline = time.monotonic() + 30
+        while len(receiver.event_ids()) < sent and time.monotonic() < deadline:
             time.sleep(0.1)
-        elapsed = time.monotonic() - started
-        cpu = run.cpu_seconds([worker.pid]) - cpu
+        if load:
+            load.join()
     finally:
         run.stop(worker, "deliver_webhooks")
-    latencies = sorted(at - datetime.fromisoformat(created).timestamp() for at, created in receiver.arrivals.values())
-    delivered = len(latencies)
+    latencies = sorted(
+        r.at - datetime.fromisoformat(r.body["data"]["createdAt"]).timestamp()
+        for r in receiver.received
+        if r.body["type"].startswith("thread.")
+    )
     result = {
-        "events": events,
-        "delivered": delivered,
-        "seconds": elapsed,
-        "worker_cpu_ms_per_event": cpu * 1000 / delivered if delivered else None,
-        "latency_p50_ms": statistics.median(latencies) * 1000 if latencies else None,
-        "latency_p99_ms": latencies[int(0.99 * (delivered - 1))] * 1000 if latencies else None,
+        "with_others": with_others,
+        "background": background,
+        "seconds": seconds,
+        "sent": sent,
+        "delivered": len(receiver.event_ids()),
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
+        "max_ms": latencies[-1] * 1000 if latencies else None,
     }
     run.log(
-        f"  delivery: {delivered}/{events} events, worker CPU {result['worker_cpu_ms_per_event'] or 0:.2f} ms/event, "
-        f"latency p50 {result['latency_p50_ms'] or 0:.0f} ms, p99 {result['latency_p99_ms'] or 0:.0f} ms"
+        f"  latency, {'with 2 hung + 1 refusing' if with_others else 'healthy only'},"
+        f" {'wrk PATCH load beside' if background else 'no other load'}: {result['delivered']}/{sent} delivered,"
+        f" p50 {result['p50_ms'] or 0:.1f} ms, p99 {result['p99_ms'] or 0:.1f} ms, max {result['max_ms'] or 0:.0f} ms"
     )
     return result
 
 
+def throughput(run, database_url, base, key, main_file, receiver, endpoints: int) -> dict:
+    set_endpoints(run, database_url, "bench-other", [])
+    set_endpoints(run, database_url, "bench-main", [f"{receiver.url}/{n}" for n in range(endpoints)])
+    run.wrk(base, "/api/v1/threads/", main_file, key, 2 if run.QUICK else 4)  # the backlog
+    receiver.received.clear()
+    worker = start_worker(run, database_url)
+    try:
+        deadline = time.monotonic() + 300
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first_cpu = last_cpu = run.cpu_seconds([worker.pid])
+        seen, quiet = 0, time.monotonic()
+        while time.monotonic() - quiet < 3 and time.monotonic() < deadline:  # until 3 s without an arrival
+            time.sleep(0.05)
+            if len(receiver.received) != seen:  # the CPU up to the last arrival seen
+                seen, quiet, last_cpu = len(receiver.received), time.monotonic(), run.cpu_seconds([worker.pid])
+        cpu = last_cpu - first_cpu
+    finally:
+        run.stop(worker, "deliver_webhooks")
+    got = list(receiver.received)
+    span = got[-1].at - got[0].at if len(got) > 1 else 0
+    want = endpoints * len({r.body["data"]["id"] for r in got})
+    result = {
+        "endpoints": endpoints,
+        "expected": want,
+        "delivered": len(got),
+        "seconds": span,
+        "per_second": (len(got) - 1) / span if span else None,
+        "worker_cpu_ms": cpu * 1000 / (len(got) - 1) if len(got) > 1 else None,
+    }
+    run.log(
+        f"  throughput, {endpoints} endpoint(s): {len(got)}/{want} in {span:.1f} s ="
+        f" {result['per_second'] or 0:.0f} deliveries/s, worker CPU {result['worker_cpu_ms'] or 0:.2f} ms/delivery"
+    )
+    return result
+
+
+def _median(rows: list[dict], mode: str, field: str = "rps") -> float:
+    return statistics.median(row[mode][field] or 0 for row in rows)
+
+
 def report(results: dict) -> list[str]:
     """The section of RESULTS.md."""
-    out = [
-        "## Webhooks",
-        "",
-        "PATCH of one metadata key on 1,000 threads under wrk, with 3 active webhook endpoints (no"
-        " worker running: nothing is sent) and with none, in alternating rounds:",
-        "",
-        "| round | none: req/s | 3 endpoints: req/s | ratio | none: server CPU ms/req | 3: server CPU ms/req |",
-        "|---|---|---|---|---|---|",
-    ]
-    for n, row in enumerate(results["rounds"], 1):
-        none, three = row["endpoints_0"], row["endpoints_3"]
-        out.append(
-            f"| {n} | {none['rps']:.0f} | {three['rps']:.0f} | {row['ratio']:.2f} |"
-            f" {none['server_cpu_ms'] or 0:.2f} | {three['server_cpu_ms'] or 0:.2f} |"
-        )
-    d = results.get("delivery")
-    if d:
+    out = ["## Webhooks", ""]
+    lat = results.get("latency") or []
+    thr = results.get("throughput") or []
+    rounds = results.get("rounds") or []
+    if lat or thr or rounds:
+        out += ["| target | figure | |", "|---|---|---|"]
+        for row in lat:
+            label = ("healthy beside 2 hung + 1 refusing" if row["with_others"] else "healthy alone") + (
+                ", wrk PATCH load beside" if row["background"] else ""
+            )
+            ok = row["p50_ms"] is not None and row["p50_ms"] <= TARGETS["p50_ms"] and row["p99_ms"] <= TARGETS["p99_ms"]
+            out.append(
+                f"| commit-to-arrival p50 ≤ 50 ms, p99 ≤ 250 ms at {RATE} events/s ({label}) |"
+                f" p50 {row['p50_ms'] or 0:.1f} ms, p99 {row['p99_ms'] or 0:.1f} ms ({row['delivered']}/{row['sent']})"
+                f" | {'**met**' if ok else '**not met**'} |"
+            )
+        for row in thr:
+            ok = (row["per_second"] or 0) >= TARGETS["deliveries_per_s"]
+            out.append(
+                f"| one worker ≥ 500 deliveries/s ({row['endpoints']} endpoint(s) at one local receiver) |"
+                f" {row['per_second'] or 0:.0f}/s, worker CPU {row['worker_cpu_ms'] or 0:.2f} ms/delivery"
+                f" | {'**met**' if ok else '**not met**'} |"
+            )
+        if rounds:
+            poll, notify = (statistics.median(r[f"{mode}_ratio"] for r in rounds) for mode in ("poll", "notify"))
+            out.append(
+                f"| PATCH throughput, wake on within noise of off | poll {_median(rounds, 'poll'):.0f} req/s vs off"
+                f" {_median(rounds, 'off'):.0f} (x{poll:.2f}); NOTIFY trigger {_median(rounds, 'notify'):.0f}"
+                f" (x{notify:.2f}) | |"
+            )
+        if pg := results.get("pgbench"):
+            off, on, ratio = (statistics.median(r[k] for r in pg) for k in ("off", "notify", "ratio"))
+            out.append(
+                f"| (the NOTIFY trigger where the database is the limit: pgbench) | without {off:.0f} tps,"
+                f" with {on:.0f} (x{ratio:.2f}) | |"
+            )
+        out.append("")
+    if rounds:
         out += [
+            "PATCH of one metadata key on 1,000 threads under wrk through `manage.py serve`, in alternating"
+            " rounds: no worker (off); a worker polling the feed every 5 ms, the wake it uses (poll; its one"
+            " endpoint is in the other organization, so only the wake runs); a `pg_notify` trigger on the event"
+            " insert (notify, the alternative not taken):",
             "",
-            f"`manage.py deliver_webhooks` (one worker, default settings) delivering {d['events']:,} PATCH events,"
-            f" made one after another, to one local receiver: {d['delivered']:,} delivered; worker CPU"
-            f" **{d['worker_cpu_ms_per_event'] or 0:.2f} ms per delivered event**; from an event's `createdAt`"
-            f" to its arrival p50 **{d['latency_p50_ms'] or 0:.0f} ms**, p99 **{d['latency_p99_ms'] or 0:.0f} ms**.",
+            "| round | off req/s | poll req/s | notify req/s | poll/off | notify/off | worker CPU ms per PATCH |",
+            "|---|---|---|---|---|---|---|",
         ]
-    return [*out, ""]
+        for n, row in enumerate(rounds, 1):
+            out.append(
+                f"| {n} | {row['off']['rps']:.0f} | {row['poll']['rps']:.0f} | {row['notify']['rps']:.0f} |"
+                f" {row['poll_ratio']:.2f} | {row['notify_ratio']:.2f} | {row['poll'].get('worker_cpu_ms') or 0:.3f} |"
+            )
+        out.append("")
+    if pg := results.get("pgbench"):
+        out += [
+            "The same PATCH's two writes (the thread's UPDATE and its event's INSERT, one transaction;"
+            " bench/pgbench/patch_event.sql) under pgbench, 16 clients, with and without the NOTIFY"
+            " trigger, in alternating rounds: where the database and not the server is the limit, the"
+            " notification queue's lock at commit serializes the commits.",
+            "",
+            "| round | without: tps | with NOTIFY: tps | ratio |",
+            "|---|---|---|---|",
+            *(f"| {n} | {r['off']:.0f} | {r['notify']:.0f} | {r['ratio']:.2f} |" for n, r in enumerate(pg, 1)),
+            "",
+        ]
+    if lat:
+        out += [
+            f"Latency: PATCHes paced at {RATE}/s through `manage.py serve` (one kept-alive connection), one"
+            " `deliver_webhooks` (default settings: 10 s timeout); from each event's `createdAt` (stamped"
+            " inside its transaction, just before the commit) to its arrival at a local receiver:",
+            "",
+            "| endpoints in the organization | load beside | delivered | p50 ms | p99 ms | max ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in lat:
+            out.append(
+                f"| {'healthy + 2 hung + 1 refusing' if row['with_others'] else 'healthy'} |"
+                f" {'wrk PATCH, other organization' if row['background'] else 'none'} |"
+                f" {row['delivered']}/{row['sent']} | {row['p50_ms'] or 0:.1f} | {row['p99_ms'] or 0:.1f} |"
+                f" {row['max_ms'] or 0:.0f} |"
+            )
+        out.append("")
+    if thr:
+        out += [
+            "Throughput: a backlog of PATCH events made with no worker running, then one `deliver_webhooks`"
+            " delivering it to one local receiver (kept-alive connections, at most 2 in flight per endpoint);"
+            " deliveries/s from the first arrival to the last, worker CPU (user + system) per delivery:",
+            "",
+            "| endpoints | deliveries | seconds | deliveries/s | worker CPU ms/delivery |",
+            "|---|---|---|---|---|",
+        ]
+        for row in thr:
+            out.append(
+                f"| {row['endpoints']} | {row['delivered']:,}/{row['expected']:,} | {row['seconds']:.1f} |"
+                f" {row['per_second'] or 0:.0f} | {row['worker_cpu_ms'] or 0:.2f} |"
+            )
+        out.append("")
+    return out
 
 
-def endpoints(count: int, url: str) -> None:
-    sys.path.insert(0, str(ROOT))
+def endpoints(org_slug: str, urls: list[str]) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threads_project.settings")
     import django
 
@@ -189,11 +408,11 @@ def endpoints(count: int, url: str) -> None:
     from threads.webhooks.models import WebhookEndpoint
     from threads.webhooks.services import endpoint_create
 
-    org = Organization.objects.get(slug="bench-main")
+    org = Organization.objects.get(slug=org_slug)
     WebhookEndpoint.objects.filter(organization=org).delete()
-    for _ in range(count):
+    for url in urls:
         endpoint_create(org=org, data={"url": url})
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["endpoints"]:
-    endpoints(int(sys.argv[2]), sys.argv[3])
+    endpoints(sys.argv[2], sys.argv[3:])

@@ -444,9 +444,10 @@ def test_seed_demo_adds_threads_to_an_existing_organization_only_when_asked(db):
     assert Thread.objects.count() == 8
 
 
-def test_seed_demo_first_run_does_nothing_when_an_organization_exists(org):
-    assert run("seed_demo", "--first-run") == ("", "")
-    assert Thread.objects.count() == 0 and Organization.objects.count() == 1
+def test_seed_demo_first_run_creates_nothing_when_an_organization_exists(org):
+    out, err = run("seed_demo", "--first-run")
+    assert Thread.objects.count() == 0 and Organization.objects.count() == 1 and err == ""
+    assert "manage.py create_api_key --org acme" in out and "tk_" not in out
 
 
 def test_seed_demo_refuses_a_negative_count(db):

@@ -325,14 +325,23 @@ def test_the_reference_snippet_runs_as_written(serve_url, write_key, capsys):
 
 
 def run_snippet(marker: str, serve_url: str, key: str) -> None:
-    """The docs/api.md Python block that starts with ``marker``, against the server and with the key."""
-    import re
-    from pathlib import Path
+    """The docs/api.md Python block that holds ``marker``, against the server and with the key: the
+    block reads them from $BASE and $KEY, as the docs' examples do (tests/docs_support.py)."""
+    import os
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.DOTALL) if b.startswith(marker))
-    code = block.replace("http://127.0.0.1:8000", serve_url).replace("tk_…", key)
-    exec(compile(code, "docs/api.md", "exec"), {"__name__": "snippet"})  # noqa: S102 - our own documentation
+    from .docs_support import ROOT, parse
+
+    block = next(b for b in parse(ROOT / "docs" / "api.md").blocks if b.lang == "python" and marker in b.code)
+    saved = {name: os.environ.get(name) for name in ("BASE", "KEY")}
+    os.environ.update(BASE=serve_url, KEY=key)
+    try:
+        exec(compile(block.code, "docs/api.md", "exec"), {"__name__": "snippet"})  # noqa: S102 - our own documentation
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @sdk

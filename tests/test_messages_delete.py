@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from threads.errors import ThreadError
 from threads.models import Event, Message, Thread
 from threads.services import message_add, message_delete, thread_create
-from threads.webhooks import worker
+from threads.webhooks import loop
 from threads.webhooks.services import endpoint_create
 
 from .conftest import ACTOR, url
@@ -134,7 +134,7 @@ def test_the_feed_and_a_webhook_that_asks_for_it_carry_the_event(api, org, setti
         assert [(e["threadId"], e["action"], e["changes"]["messageId"]["from"]) for e in feed] == [
             (str(thread.pk), "message_deleted", str(message.pk))
         ]
-        worker.run(threading.Event(), once=True)
+        loop.run(threading.Event(), once=True)
         assert [r.body["type"] for r in receiver.received] == ["thread.message_deleted"]
         assert receiver.received[0].body["data"] == feed[0]
     finally:

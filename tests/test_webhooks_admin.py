@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from threads.webhooks import worker
+from threads.webhooks import loop
 from threads.webhooks.models import Delivery, WebhookEndpoint
 from threads.webhooks.services import endpoint_create
 
@@ -88,7 +88,7 @@ def test_send_a_test_event(admin_client, org, settings):
             follow=True,
         )
         assert "queued" in response.text
-        worker.run(threading.Event(), once=True)
+        loop.run(threading.Event(), once=True)
     finally:
         receiver.close()
     assert receiver.unverified == []

@@ -35,7 +35,20 @@ def test_create_shows_the_secret_once(api):
     assert response.status_code == 201, response.content
     body = response.json()
     assert response["Location"] == hook_url(body["id"])
-    assert set(body) == {"id", "object", "url", "actions", "description", "isActive", "createdAt", "secret"}
+    assert set(body) == {
+        "id",
+        "object",
+        "url",
+        "actions",
+        "description",
+        "isActive",
+        "disabledReason",
+        "failingSince",
+        "nextProbeAt",
+        "createdAt",
+        "secret",
+    }
+    assert (body["disabledReason"], body["failingSince"], body["nextProbeAt"]) == (None, None, None)
     assert body["object"] == "webhook_endpoint"
     assert body["actions"] == ["updated", "created"]
     assert body["isActive"] is True

@@ -1,5 +1,5 @@
 """Delivery to a real local receiver that verifies every signature with the standardwebhooks
-library: the worker in this process (``worker.run``) and as ``manage.py deliver_webhooks``
+library: the worker in this process (``loop.run``) and as ``manage.py deliver_webhooks``
 processes, started, stopped with SIGTERM and killed with SIGKILL."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.db import connection
 from threads import feed
 from threads.models import Event
 from threads.services import thread_create, thread_update
-from threads.webhooks import worker
+from threads.webhooks import loop
 from threads.webhooks.models import Delivery
 from threads.webhooks.services import delivery_retry, endpoint_create, endpoint_rotate_secret, endpoint_update
 
@@ -49,7 +49,7 @@ def hook(org, receiver):
 
 
 def deliver_now() -> None:
-    worker.run(threading.Event(), once=True)
+    loop.run(threading.Event(), once=True)
 
 
 def new_thread(org, title="t"):
@@ -63,11 +63,12 @@ def events_of(org) -> list[Event]:
 class Worker:
     """``manage.py deliver_webhooks`` against the test database, in its own process group."""
 
-    def __init__(self, *args: str, log: Path) -> None:
+    def __init__(self, *args: str, log: Path, env: dict | None = None) -> None:
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(django_settings.BASE_DIR) / "manage.py"), "deliver_webhooks", *args],
-            env={**subprocess_env(), **WORKER_ENV},
+            env={**subprocess_env(), **WORKER_ENV, **(env or {})},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -80,17 +81,45 @@ class Worker:
         if self.proc.poll() is None:
             self.signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=30)
+            code = self.proc.wait(timeout=30)
+            if code not in (0, -signal.SIGKILL):
+                print(Path(self.log.name).read_text()[-20000:])  # shown with the failure
+            return code
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGUSR1)  # its threads' stacks, into the log
+            time.sleep(1)
+            raise AssertionError(f"the worker did not stop:\n{Path(self.log.name).read_text()[-20000:]}") from None
         finally:
             self.log.close()
+
+
+def write_concurrently(org, threads, n_writes: int, committed=None, pause: float = 0.0) -> None:
+    """One writer a thread, all at once, each making ``n_writes`` PATCHes; ``committed(event_id)``
+    is called as each returns."""
+
+    def write(thread):
+        try:
+            for n in range(n_writes):
+                thread_update(org=org, thread_id=thread.pk, patch={"metadata": {f"k{n}": str(n)}}, actor=ACTOR)
+                if committed:
+                    committed(Event.objects.filter(thread_id=thread.pk).order_by("-id").values_list("id")[0][0])
+                time.sleep(pause)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=write, args=(t,)) for t in threads]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
 
 
 @pytest.fixture
 def workers(tmp_path):
     started: list[Worker] = []
 
-    def start(*args: str) -> Worker:
-        started.append(Worker(*args, log=tmp_path / "worker.log"))
+    def start(*args: str, env: dict | None = None) -> Worker:
+        started.append(Worker(*args, log=tmp_path / "worker.log", env=env))
         return started[-1]
 
     yield start
@@ -111,18 +140,7 @@ def test_every_event_of_eight_concurrent_writers_arrives_signed_within_two_secon
     assert receiver.received, "nothing arrived"
     assert receiver.received[0].at - committed < 2.0
 
-    def write(thread, n_writes=12):
-        try:
-            for n in range(n_writes):
-                thread_update(org=org, thread_id=thread.pk, patch={"metadata": {f"k{n}": str(n)}}, actor=ACTOR)
-        finally:
-            connection.close()
-
-    writers = [threading.Thread(target=write, args=(t,)) for t in threads]
-    for w in writers:
-        w.start()
-    for w in writers:
-        w.join()
+    write_concurrently(org, threads, 12)
     expected = events_of(org)  # all made after the endpoint: the threads' creation too
     assert len(expected) == 8 + 1 + 8 * 12
     receiver.wait_for(len(expected))
@@ -169,7 +187,8 @@ def test_failed_attempts_are_retried_with_the_same_webhook_id(org, hook, receive
     settings.WEBHOOK_RETRY_SCHEDULE = [0, 0, 0]
     receiver.statuses = [500, 503, 200]
     new_thread(org)
-    deliver_now()
+    for _ in range(3):
+        deliver_now()  # each run attempts each delivery at most once
     assert [r.headers["webhook-id"] for r in receiver.received] == [f"msg_{Delivery.objects.get().pk}"] * 3
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("succeeded", 3, 200)
@@ -291,7 +310,8 @@ def test_two_workers_one_killed_mid_run_lose_nothing(org, hook, receiver, worker
     expected = {e.id for e in events_of(org)}
     receiver.wait_for(len(expected), seconds=90)
     # The attempts the killed worker had in flight may have reached the receiver: they are made
-    # again once their lease runs out (WEBHOOK_TIMEOUT_SECONDS + 5 s).
+    # again once their lease runs out (WEBHOOK_TIMEOUT_SECONDS + 5 s, one timeout more for each pair
+    # queued behind them in the killed worker's lane).
     deadline = time.monotonic() + 60
     while Delivery.objects.exclude(status="succeeded").exists() and time.monotonic() < deadline:
         time.sleep(0.2)

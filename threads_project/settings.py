@@ -1,4 +1,4 @@
-"""One settings module, driven by the environment (README, "Deploying")."""
+"""One settings module, driven by the environment (docs/deploy.md, "Settings")."""
 
 from __future__ import annotations
 
@@ -212,6 +212,17 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 WEBHOOK_RETRY_SCHEDULE = [
     int(seconds) for seconds in env_list("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
 ]
+# Attempts in flight to one endpoint at once, over all workers: a hung receiver holds at most this
+# many of a worker's senders, and a receiver never gets more concurrent requests than this.
+WEBHOOK_ENDPOINT_CONCURRENCY = int(os.environ.get("WEBHOOK_ENDPOINT_CONCURRENCY", "2"))
+# Failed attempts in a row that open an endpoint's circuit: then one probe at a time, on the retry
+# schedule, until one succeeds.
+WEBHOOK_BREAKER_FAILURES = int(os.environ.get("WEBHOOK_BREAKER_FAILURES", "5"))
+# An endpoint failing (no success) for this long is disabled, with the reason (re-enable: isActive).
+WEBHOOK_DISABLE_AFTER_DAYS = float(os.environ.get("WEBHOOK_DISABLE_AFTER_DAYS", "5"))
+# How often the worker looks for newly committed events (one index probe per active endpoint):
+# the wait this adds to a delivery is half of it on average.
+WEBHOOK_POLL_SECONDS = float(os.environ.get("WEBHOOK_POLL_SECONDS", "0.005"))
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=int(os.environ.get("JWT_ACCESS_MINUTES", "15"))),

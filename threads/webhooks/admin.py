@@ -17,6 +17,18 @@ RECENT = 20
 FIELDS = {"url": "url", "actions": "actions", "description": "description", "is_active": "isActive"}
 
 
+def endpoint_state(endpoint: WebhookEndpoint) -> str:
+    """Healthy, failing, circuit open (next probe) or disabled — with the reason."""
+    if not endpoint.is_active:
+        return f"disabled: {endpoint.disabled_reason}" if endpoint.disabled_reason else "inactive"
+    if endpoint.next_probe_at:
+        probe = f"{endpoint.next_probe_at:%Y-%m-%d %H:%M:%S}"
+        return f"circuit open: {endpoint.consecutive_failures} failures in a row, next probe {probe}"
+    if endpoint.consecutive_failures:
+        return f"failing: {endpoint.consecutive_failures} failures in a row"
+    return "healthy"
+
+
 class WebhookEndpointForm(forms.ModelForm):
     actions = forms.MultipleChoiceField(
         choices=[(action, action) for action in services.ACTIONS],
@@ -43,12 +55,22 @@ class WebhookEndpointForm(forms.ModelForm):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(OrgScopedAdmin):
     form = WebhookEndpointForm
-    list_display = ["url", "organization", "is_active", "actions", "created_at"]
+    list_display = ["url", "organization", "is_active", "state", "actions", "created_at"]
     list_filter = ["organization", "is_active"]
     search_fields = ["url", "description"]
     list_select_related = ["organization"]
-    readonly_fields = ["id", "created_at", "updated_at", "recent_deliveries"]
-    actions = ["send_test_event", "rotate_secret"]
+    readonly_fields = [
+        "id",
+        "state",
+        "consecutive_failures",
+        "failing_since",
+        "next_probe_at",
+        "disabled_at",
+        "created_at",
+        "updated_at",
+        "recent_deliveries",
+    ]
+    actions = ["enable", "send_test_event", "rotate_secret"]
 
     def get_fields(self, request, obj=None):
         fields = ["organization", "url", "actions", "description", "is_active"]
@@ -56,6 +78,10 @@ class WebhookEndpointAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "organization"] if obj else []
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return endpoint_state(obj)
 
     @admin.display(description=f"Recent deliveries (newest {RECENT})")
     def recent_deliveries(self, obj):
@@ -102,6 +128,16 @@ class WebhookEndpointAdmin(OrgScopedAdmin):
             messages.WARNING,
         )
 
+    @admin.action(
+        description="Re-enable selected endpoints (a disabled one's reason is cleared)", permissions=["change"]
+    )
+    def enable(self, request, queryset):
+        for endpoint in queryset:
+            services.endpoint_enable(org=endpoint.organization, endpoint_id=endpoint.pk)
+        self.message_user(
+            request, f"{len(queryset)} endpoints are active; they receive the events from now on.", messages.SUCCESS
+        )
+
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request, queryset):
         for endpoint in queryset:
@@ -126,6 +162,7 @@ class DeliveryAdmin(OrgScopedAdmin):
     list_display = [
         "__str__",
         "endpoint",
+        "endpoint_state",
         "event_id",
         "status",
         "attempts",
@@ -143,6 +180,10 @@ class DeliveryAdmin(OrgScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="endpoint state")
+    def endpoint_state(self, obj):
+        return endpoint_state(obj.endpoint)
 
     def has_change_permission(self, request, obj=None):
         return obj is None  # the changelist and its retry action; a delivery is not edited

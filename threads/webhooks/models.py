@@ -29,6 +29,14 @@ class WebhookEndpoint(models.Model):
     # The change-feed position (threads.feed.Position) up to which deliveries have been made.
     feed_txid = models.BigIntegerField(default=0)
     feed_id = models.BigIntegerField(default=0)
+    # The circuit breaker (threads.webhooks.breaker): failed attempts in a row, since when, and
+    # while the circuit is open the time of the next probe (one attempt at a time until one works).
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    # Set when the worker disabled the endpoint (failing for longer than WEBHOOK_DISABLE_AFTER).
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -52,6 +60,8 @@ class Delivery(models.Model):
 
     ``next_attempt_at`` is also the lease: a worker that claims a delivery moves it past the end of
     the attempt it is making, so that if the worker dies the delivery becomes due again by itself.
+    ``leased_until`` marks the attempt in flight (the same time, cleared when the outcome is
+    recorded): the attempts in flight to an endpoint are its deliveries leased until a later time.
     """
 
     class Status(models.TextChoices):
@@ -68,6 +78,7 @@ class Delivery(models.Model):
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -76,7 +87,15 @@ class Delivery(models.Model):
         constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="delivery_endpoint_event")]
         indexes = [
             models.Index(fields=["endpoint", "-id"], name="delivery_endpoint_newest"),
-            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due"),
+            # An endpoint's due deliveries, oldest first; and its attempts in flight.
+            models.Index(
+                fields=["endpoint", "next_attempt_at", "id"], condition=Q(status="pending"), name="delivery_due"
+            ),
+            models.Index(
+                fields=["endpoint", "leased_until"],
+                condition=Q(status="pending", leased_until__isnull=False),
+                name="delivery_in_flight",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -20,11 +20,45 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     object = EndpointObject()
     actions = serializers.ListField(child=serializers.ChoiceField(choices=ACTIONS))
     isActive = serializers.BooleanField(source="is_active")
+    disabledReason = serializers.SerializerMethodField(
+        help_text="Why the worker disabled the endpoint (it kept failing); null otherwise. Re-enable with isActive."
+    )
+    failingSince = serializers.DateTimeField(
+        source="failing_since", allow_null=True, help_text="Since when every attempt has failed; null when healthy."
+    )
+    nextProbeAt = serializers.DateTimeField(
+        source="next_probe_at",
+        allow_null=True,
+        help_text="While the circuit is open: when the next single attempt (the probe) is made.",
+    )
     createdAt = serializers.DateTimeField(source="created_at")
 
     class Meta:
         model = WebhookEndpoint
-        fields = ["id", "object", "url", "actions", "description", "isActive", "createdAt"]
+        fields = [
+            "id",
+            "object",
+            "url",
+            "actions",
+            "description",
+            "isActive",
+            "disabledReason",
+            "failingSince",
+            "nextProbeAt",
+            "createdAt",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_disabledReason(self, endpoint: WebhookEndpoint) -> str | None:  # noqa: N802 - the field's name
+        return endpoint.disabled_reason or None
+
+
+class EndpointStateSerializer(WebhookEndpointSerializer):
+    """The endpoint's state, above its deliveries."""
+
+    class Meta(WebhookEndpointSerializer.Meta):
+        fields = ["id", "isActive", "disabledReason", "failingSince", "nextProbeAt"]
         read_only_fields = fields
 
 

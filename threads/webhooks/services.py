@@ -104,7 +104,9 @@ def endpoint_create(*, org: Organization, data: Any) -> WebhookEndpoint:
 
 def endpoint_update(*, org: Organization, endpoint_id: Any, data: Any) -> WebhookEndpoint:
     """Set the fields named (``url``, ``actions``, ``description``, ``isActive``). An endpoint
-    made active again receives the events committed from then on, not those it missed."""
+    made active again receives the events committed from then on, not those it missed; its
+    deliveries still pending are due at once, its circuit is closed and its ``disabled_reason``
+    cleared."""
     values = parse(data, creating=False)
     with transaction.atomic():
         endpoint = endpoint_get(org, endpoint_id, lock=True)
@@ -116,10 +118,26 @@ def endpoint_update(*, org: Organization, endpoint_id: Any, data: Any) -> Webhoo
         fields = [*changed, "updated_at"]
         if "is_active" in changed and endpoint.is_active:
             _start_feed_now(endpoint)
-            fields += ["feed_txid", "feed_id"]
+            fields += ["feed_txid", "feed_id", *_close_breaker(endpoint)]
         endpoint.updated_at = timezone.now()
         endpoint.save(update_fields=fields)
+        if "is_active" in changed and endpoint.is_active:  # its backlog is due at once
+            endpoint.deliveries.filter(status=Delivery.Status.PENDING, leased_until__isnull=True).update(
+                next_attempt_at=endpoint.updated_at
+            )
     return endpoint
+
+
+def _close_breaker(endpoint: WebhookEndpoint) -> list[str]:
+    """Re-enabled: a fresh start, its reason for being disabled cleared (the fields changed)."""
+    endpoint.consecutive_failures, endpoint.failing_since, endpoint.next_probe_at = 0, None, None
+    endpoint.disabled_reason, endpoint.disabled_at = "", None
+    return ["consecutive_failures", "failing_since", "next_probe_at", "disabled_reason", "disabled_at"]
+
+
+def endpoint_enable(*, org: Organization, endpoint_id: Any) -> WebhookEndpoint:
+    """Make the endpoint active again (as ``PATCH {"isActive": true}``): the admin's action."""
+    return endpoint_update(org=org, endpoint_id=endpoint_id, data={"isActive": True})
 
 
 def endpoint_delete(*, org: Organization, endpoint_id: Any) -> None:
@@ -136,10 +154,6 @@ def endpoint_rotate_secret(*, org: Organization, endpoint_id: Any) -> WebhookEnd
         endpoint.updated_at = now
         endpoint.save(update_fields=["previous_secret", "secret", "previous_secret_expires_at", "updated_at"])
     return endpoint
-
-
-def endpoint_deliveries(org: Organization, endpoint_id: Any) -> QuerySet[Delivery]:
-    return Delivery.objects.filter(endpoint=endpoint_get(org, endpoint_id))
 
 
 def delivery_retry(delivery: Delivery) -> bool:

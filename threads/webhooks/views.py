@@ -12,6 +12,7 @@ from threads.api.views import ERRORS, paginated
 from . import services
 from .serializers import (
     DeliverySerializer,
+    EndpointStateSerializer,
     WebhookCreateRequest,
     WebhookEndpointSerializer,
     WebhookEndpointWithSecretSerializer,
@@ -88,12 +89,21 @@ class WebhookRotateSecretView(APIView):
         return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
 
 
+class DeliveryPage(page_of(DeliverySerializer)):
+    endpoint = EndpointStateSerializer(help_text="The endpoint's state: disabled (and why), failing, probed.")
+
+
+DeliveryPage.__name__ = "PaginatedDeliveryList"
+
+
 class WebhookDeliveriesView(APIView):
     @extend_schema(
         operation_id="webhooks_deliveries",
-        summary="An endpoint's deliveries, newest first.",
-        responses={200: page_of(DeliverySerializer), **ERRORS},
+        summary="An endpoint's deliveries, newest first, and the endpoint's state.",
+        responses={200: DeliveryPage, **ERRORS},
     )
     def get(self, request, webhook_id):
-        deliveries = services.endpoint_deliveries(request.user.organization, webhook_id)
-        return paginated(request, deliveries, DeliverySerializer, [("id", True), ("id", True)])
+        endpoint = services.endpoint_get(request.user.organization, webhook_id)
+        response = paginated(request, endpoint.deliveries.all(), DeliverySerializer, [("id", True), ("id", True)])
+        response.data = {"endpoint": EndpointStateSerializer(endpoint).data, **response.data}
+        return response

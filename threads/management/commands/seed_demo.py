@@ -1,5 +1,7 @@
+import os
 import random
 import secrets
+import sys
 import uuid
 from datetime import timedelta
 
@@ -38,10 +40,12 @@ class Command(OperatorCommand):
         parser.add_argument("--existing", action="store_true",
                             help="Add the threads to the organization when it exists already.")
         parser.add_argument("--first-run", action="store_true",
-                            help="Do nothing when any organization exists already.")
+                            help="When any organization exists already, create nothing and say how to "
+                                 "mint a new API key (what `make run` does on later starts).")
 
     def handle(self, *args, org, threads, existing, first_run, **options):
         if first_run and Organization.objects.exists():
+            self._later_start(org)
             return
         if threads < 0:
             raise CommandError("--threads must be 0 or more.")
@@ -67,6 +71,27 @@ class Command(OperatorCommand):
                               f"password '{password}'.")
         self.stdout.write("Write API key (shown once):")
         self.stdout.write(raw)
+
+    def _later_start(self, slug: str) -> None:
+        """What `make run` says on every start after the first: the key it showed then was shown
+        once, so say how to mint another (and how to set the admin's password again)."""
+        organization = (
+            Organization.objects.filter(slug=slug).first() or Organization.objects.order_by("created_at").first()
+        )
+        python = _python()
+        self.stdout.write(
+            f"Organization '{organization.slug}' exists already; its first API key was shown once, on the first start."
+        )
+        self.stdout.write(f"A new write API key:  {python} manage.py create_api_key --org {organization.slug}")
+        admin = f"{organization.slug}-admin"
+        if get_user_model().objects.filter(username=admin).exists():
+            self.stdout.write(f"A new admin password: {python} manage.py changepassword {admin}")
+
+
+def _python() -> str:
+    """This interpreter as a reader can type it: ``.venv/bin/python`` in the project's own virtualenv."""
+    relative = os.path.relpath(sys.executable)
+    return sys.executable if relative.startswith("..") else relative
 
 
 def seed_threads(org: Organization, count: int, progress: Progress) -> None:
