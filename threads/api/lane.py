@@ -1,18 +1,20 @@
-"""The canonical PATCH's common case in a lane beside DRF's dispatch: the same steps, fewer layers.
+"""The canonical PATCH's common case in a lane beside Django's and DRF's dispatch: the same steps,
+fewer layers.
 
-DRF's dispatch (its ``Request`` wrapper, negotiation, parser and authenticator lookups, the
-``Response`` and its renderer) cost about a quarter of the server's CPU per PATCH in profiles, more
-than the merge itself. This lane runs the route's own pieces in DRF's order — ``BearerAuthentication``,
-``IsOrgPrincipal``, ``StrictJSONParser``, ``PrincipalThrottle``, ``views.patch_thread``, the one
-exception handler and ``JSONRenderer`` — and answers what DRF would answer, header for header
-(tests/test_lane.py sends the same requests through both and compares the answers).
+The API handler (threads_project/wsgi.py) offers each API request to ``answer`` before its
+middleware chain; the lane takes a PATCH of ``/api/v1/threads/{id}`` and runs the route's own
+pieces in DRF's order — the view's authentication, permission, parser and throttle classes,
+``views.patch_thread``, the one exception handler and ``JSONRenderer`` — without the URL
+resolution, DRF's ``Request`` wrapper, negotiation and ``Response`` rendering (about a third of the
+server's CPU per PATCH in profiles, more than the merge itself). It answers what the DRF view would
+answer, header for header: tests/test_lane.py sends the same requests through both and compares.
 
-It takes only what it can finish the way DRF would; everything else goes to the DRF view untouched:
-any method but PATCH, a body that is not plain JSON, a request that authentication or the
-permissions refuse, a body that does not parse. Nothing has happened by then (no throttle hit, no
-write), so DRF starts from the beginning and answers in full. Once the throttle has counted the
-request, the lane answers itself: the throttle's 429, the service's errors and the success.
-``API_LANE = False`` (setting) sends every request to DRF.
+It takes only what it can finish the way DRF would; everything else goes on to the chain and the
+DRF view untouched: any other request, a body that is not plain JSON, a request that
+authentication or the permissions refuse, a body that does not parse. Nothing has happened by then
+(no throttle hit, no write), so DRF starts from the beginning and answers in full. Once the
+throttle has counted the request, the lane answers itself: the throttle's 429, the service's errors
+and the success. ``API_LANE = False`` (setting) sends every request to the chain.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import functools
 import io
 from types import SimpleNamespace
 
-from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
@@ -40,23 +42,26 @@ THROTTLES = ThreadDetailView.throttle_classes
 PARSER = next(parser for parser in ThreadDetailView.parser_classes if parser.media_type == "application/json")
 
 
-def thread_detail_view():
-    """The route's view: the lane for PATCH, DRF's ``ThreadDetailView`` for the rest (and for the
-    OpenAPI document, which reads the DRF view's attributes copied onto this one)."""
-    drf = ThreadDetailView.as_view()
-    instance = ThreadDetailView()
-    instance.setup(None)  # as as_view() does for each request (HEAD answered by GET)
-    headers = instance.default_response_headers  # what DRF adds to each answer (Allow)
+@functools.cache
+def _route() -> tuple[str, dict[str, str]]:
+    """The route's path before the thread id, and the headers DRF adds to each of its answers
+    (``Allow``), read once the URLconf is loaded."""
+    prefix = reverse("thread-detail", args=["-"])[:-1]
+    view = ThreadDetailView()
+    view.setup(None)  # as as_view() does for each request (HEAD answered by GET)
+    return prefix, view.default_response_headers
 
-    @functools.wraps(drf)
-    def view(request, thread_id):
-        if request.method == "PATCH" and settings.API_LANE:
-            response = patch(request, thread_id, headers)
-            if response is not None:
-                return response
-        return drf(request, thread_id=thread_id)
 
-    return view
+def answer(request) -> HttpResponse | None:
+    """The answer to the route's PATCH, or None for the chain and DRF to give it (nothing done)."""
+    prefix, headers = _route()
+    path = request.path_info
+    if request.method != "PATCH" or not path.startswith(prefix):
+        return None
+    thread_id = path[len(prefix):]
+    if not thread_id or "/" in thread_id:  # the route's <str:thread_id>
+        return None
+    return patch(request, thread_id, headers)
 
 
 def patch(request, thread_id: str, headers: dict[str, str]) -> HttpResponse | None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import lane, views
+from . import views
 from .throttling import LoginThrottle
 
 auth = {"authentication_classes": [], "permission_classes": [], "throttle_classes": [LoginThrottle]}
@@ -9,7 +9,7 @@ urlpatterns = [
     path("auth/token", views.AuthTokenView.as_view(**auth), name="token"),
     path("auth/token/refresh", views.AuthTokenRefreshView.as_view(**auth), name="token-refresh"),
     path("threads", views.ThreadListView.as_view(), name="thread-list"),
-    path("threads/<str:thread_id>", lane.thread_detail_view(), name="thread-detail"),
+    path("threads/<str:thread_id>", views.ThreadDetailView.as_view(), name="thread-detail"),
     path("threads/<str:thread_id>/messages", views.MessageListView.as_view(), name="thread-messages"),
     path(
         "threads/<str:thread_id>/messages/<str:message_id>",
