@@ -65,3 +65,22 @@ def test_writing_events_never_scans_the_whole_event_table(api, thread):
         assert api.patch(url(thread), {"metadata": {"n": str(n)}}).status_code == 200
     assert api.post(url(thread, "/messages"), {"role": "user", "content": "hi"}).status_code == 201
     assert event_seq_scans() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_patch_takes_no_lock_on_its_organizations_row(api, org, thread):
+    """Every writer of an organization shares its one row: a history event that checked a foreign
+    key to it locked it (FOR KEY SHARE) at each commit. A PATCH goes through while another session
+    holds the row (an operator renaming the organization)."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as other:
+        other.execute("SELECT 1 FROM threads_organization WHERE id = %s FOR UPDATE", [org.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            response = api.patch(url(thread), {"metadata": {"b": "2"}})
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        other.rollback()
+    assert response.status_code == 200, response.content
