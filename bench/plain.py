@@ -175,9 +175,8 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
             continue
         s = summary(results["cases"][case])
         ratio = None if s["ratio"] is None else s["ratio"] >= BARS[case]
-        rows.append((f"plain PATCH, {label}", f">= {BARS[case]}x the peer (started empty)",
-                     f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s)" if s["ratio"] else "peer not run",
-                     ratio))
+        measured = f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s)" if s["ratio"] else "peer not run"
+        rows.append((f"plain PATCH, {label}", f">= {BARS[case]}x the peer (started empty)", measured, ratio))
         if s["peer_p99"]:
             rows.append((f"plain PATCH, {label}: p99", "no worse than the peer's",
                          f"{s['p99'] / 1000:.1f} ms vs {s['peer_p99'] / 1000:.1f} ms", s["p99"] <= s["peer_p99"]))

@@ -132,7 +132,7 @@ def render(results: dict) -> str:
         f"| SQLite | {m['sqlite']} (WAL) |",
         f"| load generator | {m['wrk']}: 2 threads, {cfg['connections']} connections, {cfg['duration_s']} s a round |",
         f"| peer | {m['peer']} (`langgraph dev --no-reload --no-browser`, one-node graph, in memory) |",
-        f"| our server | {m.get('server', 'granian')}, `manage.py serve` (its default: two workers per core), DEBUG off,"
+        f"| our server | {m.get('server', 'granian')}, `manage.py serve` (two workers a core), DEBUG off,"
         " PostgreSQL with persistent connections, API-key auth, history on, throttle on with a budget"
         " the load cannot reach |",
         "",

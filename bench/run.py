@@ -444,7 +444,8 @@ def parity_section() -> dict:
             return lambda d: wrk_run(base, "list.lua", ["ours", str(seed.BUCKETS), info["key"]], d, cpu_of)
         return lambda d: wrk_run(base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], d, cpu_of)
 
-    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS, "buckets": seed.BUCKETS, "cases": {}}
+    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS, "buckets": seed.BUCKETS,
+                     "cases": {}}
     with peer_server() as (peer, peer_pids):
         results["peer_available"] = peer is not None
         if peer:
