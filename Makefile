@@ -1,5 +1,5 @@
 # `make run` serves the API on 127.0.0.1:$(PORT) for development; `make serve` runs the production
-# server there (`manage.py serve`: one worker per core unless WEB_CONCURRENCY says otherwise);
+# server there (`manage.py serve`: two workers per core unless WEB_CONCURRENCY says otherwise);
 # `make test` runs the suite; `make bench` runs the benchmark suite (bench/, about 15 minutes;
 # `make bench BENCH_QUICK=1` for a short run).
 PYTHON ?= python3

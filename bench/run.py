@@ -71,13 +71,15 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "parity,patch,list,memory,webhooks,ops").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "plain,parity,patch,list,memory,webhooks,ops").split(","))
 OPS_REPEAT = _int("BENCH_OPS_REPEAT", 15, 5)
 PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
 PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
 # `manage.py serve --workers`: one a core (the command's own default suits the machine too; the
 # bench names it so that RESULTS.md says what ran).
-WORKERS = _int("BENCH_WORKERS", os.cpu_count() or 2, os.cpu_count() or 2)
+# `manage.py serve --workers`: unset, serve's own default (two a core), as a deployment runs it.
+SERVE_WORKERS = 2 * len(os.sched_getaffinity(0))
+WORKERS = int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") else None
 # gunicorn's best configuration for the PATCH load measured here (4 sync workers, as issue 12's
 # figures): the variant's rounds compare `serve` with it.
 GUNICORN_ARGS = (os.environ.get("BENCH_GUNICORN_ARGS") or "--workers 4 --worker-class sync --log-level warning").split()
@@ -181,9 +183,10 @@ def server(name: str, args: list[str], env: dict, ready_path: str, headers: dict
 
 
 def serve(database_url: str, key: str, extra_env: dict | None = None):
-    """``manage.py serve``, the production entry point, with ``WORKERS`` workers."""
+    """``manage.py serve``, the production entry point, with its default workers (or ``WORKERS``)."""
+    workers = ["--workers", str(WORKERS)] if WORKERS else []
     return server("serve", [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}",
-                            "--workers", str(WORKERS)],
+                            *workers],
                   {**django_env(database_url), **(extra_env or {})}, "/api/v1/threads?limit=1",
                   {"Authorization": f"Bearer {key}"})
 
@@ -441,7 +444,8 @@ def parity_section() -> dict:
             return lambda d: wrk_run(base, "list.lua", ["ours", str(seed.BUCKETS), info["key"]], d, cpu_of)
         return lambda d: wrk_run(base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], d, cpu_of)
 
-    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS, "buckets": seed.BUCKETS, "cases": {}}
+    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS, "buckets": seed.BUCKETS,
+                     "cases": {}}
     with peer_server() as (peer, peer_pids):
         results["peer_available"] = peer is not None
         if peer:
@@ -458,7 +462,7 @@ def parity_section() -> dict:
             return lambda d: wrk_run(peer, "patch.lua", [str(files[f"peer-{case}"]), "/threads/", ""], d, cpu_of)
 
         with serve(database_url, info["key"]) as (base, proc):
-            results["server"] = f"manage.py serve --workers {WORKERS}"
+            results["server"] = f"manage.py serve --workers {WORKERS or SERVE_WORKERS}"
             for case in (SPREAD_200, HOT, LIST):
                 vacuum(database)
                 loads = {"ours": ours(base, proc, case)}
@@ -623,8 +627,13 @@ def main() -> None:
                      "config": {"threads": THREADS, "other_threads": OTHER_THREADS, "sqlite_threads": SQLITE_THREADS,
                                 "duration_s": DURATION, "rounds": ROUNDS, "connections": CONNECTIONS,
                                 "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT,
-                                "parity_threads": PARITY_THREADS, "workers": WORKERS},
+                                "parity_threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS},
                      "machine": machine()}
+    if "plain" in SECTIONS:
+        log("PATCH, the plain comparison: both sides started empty (issue 18)")
+        import plain
+
+        results["plain"] = plain.section(sys.modules[__name__])
     if "parity" in SECTIONS:
         log("parity with the peer (issue 12)")
         results["parity"] = parity_section()

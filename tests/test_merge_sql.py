@@ -10,6 +10,7 @@ reproduced by running the test again (MERGE_SQL_SEED, MERGE_SQL_EXAMPLES change 
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import psycopg
@@ -182,13 +183,33 @@ def test_the_statement_and_merge_py_agree_on_state_diff_and_error(org, thread, s
 # --- the statement itself ------------------------------------------------------------------
 
 
-def test_the_statement_stays_within_psycopgs_query_cache():
-    """psycopg caches the parsing of a query of at most 4,096 bytes and 50 parameters."""
+def test_every_statement_stays_within_psycopgs_query_cache():
+    """psycopg caches the parsing of a query of at most 4,096 bytes and 50 parameters: the
+    statement of the largest patch (every field, both maps, the tags replaced and edited) too."""
     from psycopg import _queries
 
-    assert len(merge_sql.STATEMENT.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH == 4096
-    assert merge_sql.STATEMENT.count("%(") <= _queries.MAX_CACHED_STATEMENT_PARAMS
-    assert "txid" not in merge_sql.STATEMENT  # the event's trigger fills it
+    everything = merge.parse_patch(
+        {
+            **{name: "x" for name in ("title", *merge.ID_FIELDS)},
+            **{name: True for name in merge.BOOLEAN_FIELDS},
+            "metadata": {"a": "1"},
+            "variables": {"b": None},
+            "tags": ["t"],
+            "addTags": ["u"],
+            "removeTags": ["t"],
+        }
+    )
+    for patch in (everything, {**everything, "metadata": None, "variables": None}, {}):
+        sql = merge_sql.statement(merge_sql._shape(patch))
+        assert len(sql.encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH == 4096
+        assert len(set(re.findall(r"%\((\w+)\)s", sql))) <= _queries.MAX_CACHED_STATEMENT_PARAMS
+        assert "txid" not in sql  # the event's trigger fills it
+
+
+def test_a_patch_of_one_map_touches_nothing_else():
+    sql = merge_sql.statement(merge_sql._shape(merge.parse_patch({"metadata": {"a": "1"}})))
+    work = sql[: sql.index(" SELECT err,")]  # the answer then returns the whole row
+    assert "metadata" in work and not any(column in work for column in ("variables", "tags", "title", "is_archived"))
 
 
 def test_a_patch_is_one_statement_without_begin_or_commit(org, thread):

@@ -76,3 +76,44 @@ def test_seed_demo_seeds_ten_thousand_threads_and_an_export_of_five_thousand_imp
     assert out.getvalue().strip() == "imported 5000, updated 0, unchanged 0, skipped 0"
     copied = sum(json.loads(line)["messageCount"] for line in half)
     assert Message.objects.filter(thread__organization__slug="copy").count() == copied
+
+
+def event_seq_scans() -> int:
+    """Sequential scans of the event table in this transaction (the test's), by any statement."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'threads_event'")
+        row = cursor.fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.django_db
+def test_writing_events_never_scans_the_whole_event_table(api, thread):
+    """Each event's trigger looks up the thread's previous event. Planned while the table is small,
+    as on a new deployment, that lookup was a sequential scan, kept by the connection's plan: every
+    later PATCH then read every event ever written (a PATCH got slower with each one)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE threads_event")  # statistics of a near-empty table, as after a deployment
+    before = event_seq_scans()
+    for n in range(12):  # past the five runs after which PostgreSQL settles on one plan
+        assert api.patch(url(thread), {"metadata": {"n": str(n)}}).status_code == 200
+    assert api.post(url(thread, "/messages"), {"role": "user", "content": "hi"}).status_code == 201
+    assert event_seq_scans() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_patch_takes_no_lock_on_its_organizations_row(api, org, thread):
+    """Every writer of an organization shares its one row: a history event that checked a foreign
+    key to it locked it (FOR KEY SHARE) at each commit. A PATCH goes through while another session
+    holds the row (an operator renaming the organization)."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as other:
+        other.execute("SELECT 1 FROM threads_organization WHERE id = %s FOR UPDATE", [org.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            response = api.patch(url(thread), {"metadata": {"b": "2"}})
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+        other.rollback()
+    assert response.status_code == 200, response.content

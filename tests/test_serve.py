@@ -123,7 +123,7 @@ def test_it_refuses_to_start_with_debug_on_unless_allowed():
 def test_port_and_workers_come_from_flags_then_environment_then_defaults():
     defaults = json.loads(manage("--dry-run").stdout)
     assert (defaults["address"], defaults["port"]) == ("127.0.0.1", 8000)
-    assert defaults["workers"] == len(os.sched_getaffinity(0))
+    assert defaults["workers"] == 2 * len(os.sched_getaffinity(0))  # two a core (serve.WORKERS_PER_CORE)
     from_env = json.loads(manage("--dry-run", PORT="9123", WEB_CONCURRENCY="3").stdout)
     assert (from_env["port"], from_env["workers"]) == (9123, 3)
     flags = ["--dry-run", "--host", "0.0.0.0", "--port", "9200", "--workers", "5"]

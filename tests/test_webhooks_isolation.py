@@ -382,3 +382,29 @@ def test_the_workers_commits_skip_the_wal_wait_but_never_touch_a_pooled_session(
     worker.record([(d, sender.Outcome(204), timezone.now()) for d in claimed])
     assert set(Delivery.objects.values_list("status", flat=True)) == {"succeeded"}
     connection.close()
+
+
+def test_an_idle_worker_probes_no_endpoint_until_an_event_can_be_delivered(org, settings):
+    """While nothing is new, a round reads only the feed's head: the probe of every endpoint runs
+    again once an event commits."""
+    from django.test.utils import CaptureQueriesContext
+
+    from threads.webhooks import wake
+
+    settings.WEBHOOK_ALLOWED_NETWORKS = [LOOPBACK]
+    thread = new_thread(org)
+    endpoints = [endpoint_create(org=org, data={"url": f"http://127.0.0.1:9/{n}"}) for n in range(3)]
+    watch = wake.Watch()
+    assert watch.endpoints_with_news() == []
+    watch.counted(False, 0)
+
+    def probes() -> tuple[list, int]:
+        with CaptureQueriesContext(connection) as queries:
+            news = watch.endpoints_with_news()
+        return news, sum("webhooks_webhookendpoint" in q["sql"] for q in queries.captured_queries)
+
+    assert probes() == ([], 0)
+    assert probes() == ([], 0)
+    thread_update(org=org, thread_id=thread.pk, patch={"metadata": {"n": "1"}}, actor=ACTOR)
+    news, count = probes()
+    assert count == 1 and sorted(news) == sorted(e.pk for e in endpoints)

@@ -294,7 +294,7 @@ def plan(state: State, patch: Patch) -> tuple[State, dict[str, Any]]:
     the merged state breaks a rule. Every door's write comes here, or to the PostgreSQL statement
     generated from the same rules (merge_sql.py)."""
     new = apply_patch(state, patch)
-    error = state_error(new)
+    error = patch_error(new, patch)
     if error is not None:
         raise error.exception()
     return new, diff(state, new)
@@ -372,6 +372,20 @@ def state_error(state: State) -> StateError | None:
         return rule_error("tags", "tags")
     if any(not isinstance(tag, str) or not 1 <= len(tag) <= TAG_MAX for tag in tags):
         return rule_error("tags", "tag")
+    return None
+
+
+def patch_error(new: State, patch: Patch) -> StateError | None:
+    """The first rule that applying a parsed ``patch`` broke in ``new``, or None: a map the patch
+    touches has too many keys (in ``STATE_LIMITS`` order), then, if it touches the tags, too many
+    tags. Nothing else can break: each entry and tag a patch names was checked as it was parsed
+    (``parse_patch``), and the stored state met every rule (each write checks), so the fields and
+    entries a patch leaves alone are as valid as they were."""
+    for field, limits in STATE_LIMITS.items():
+        if field in patch and len(new[field]) > limits.keys_max:
+            return rule_error(field, "keys")
+    if any(name in patch for name in ("tags", *TAG_OPS)) and len(new["tags"]) > TAGS_MAX:
+        return rule_error("tags", "tags")
     return None
 
 

@@ -7,10 +7,10 @@ assigns a thread's fields.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -136,6 +136,36 @@ def thread_update(
         for name in replace & set(parsed):
             parsed[name] = merge.map_patch(getattr(stored, merge.WRITABLE[name]), parsed[name])
         return _update(org, thread_id, parsed, actor, if_match)[0]
+
+
+class Rendering(NamedTuple):
+    """How a door writes a thread out, for ``thread_update_rendered``: ``sql``, an expression over
+    the thread's columns (named as ``"threads_thread"."title"``) that PostgreSQL evaluates in the
+    PATCH's own statement; ``python``, the same from a ``Thread``, for the other databases."""
+
+    sql: str
+    python: Callable[[Thread], str]
+
+
+def thread_update_rendered(
+    *,
+    org: Organization,
+    thread_id: Any,
+    patch: Any,
+    actor: Actor,
+    rendering: Rendering,
+    if_match: int | None = None,
+    fields: frozenset[str] | None = None,
+) -> tuple[int, str]:
+    """``thread_update``, answering the thread's version after it and the thread as ``rendering``
+    writes it. On PostgreSQL the statement that writes the thread renders it too: no model is built
+    and no JSON map decoded to be encoded again (a fifth of a PATCH's CPU in the server)."""
+    parsed = merge.parse_patch(patch, fields=fields)
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        return merge_sql.update_rendered(org.pk, thread_id, parsed, if_match, _actor_fields(actor), now, rendering.sql)
+    thread = _update(org, thread_id, parsed, actor, if_match)[0]
+    return thread.version, rendering.python(thread)
 
 
 def _update(

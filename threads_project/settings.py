@@ -173,6 +173,9 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Bodies over 256 KiB are refused with 413.
 MAX_BODY_BYTES = 256 * 1024
+# The canonical PATCH's common case skips DRF's dispatch layers (threads/api/lane.py): the same
+# answers for about a quarter less CPU. Off (API_LANE=0), every request goes through DRF.
+API_LANE = env_bool("API_LANE", True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # --- Cache ----------------------------------------------------------------------------------

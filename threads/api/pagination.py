@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from ..errors import invalid
+from .serializers import json_text
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -102,9 +103,7 @@ class KeysetPagination:
         links = {"next": self._link(False), "previous": self._link(True)}
         head = json.dumps(links, ensure_ascii=False, separators=(",", ":"))
         body = f'{head[:-1]},"results":[{",".join(rows)}]}}'
-        # As DRF's JSONRenderer: the two line separators JavaScript would not take in a string.
-        body = body.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-        return HttpResponse(body, content_type="application/json")
+        return HttpResponse(json_text(body), content_type="application/json")
 
     def cursor(self, backwards: bool) -> str | None:
         """The cursor of the next page (or of the previous one, ``backwards``); None at an end."""

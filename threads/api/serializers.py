@@ -131,6 +131,12 @@ def _thread_json_sql() -> str:
 THREAD_JSON_SQL = _thread_json_sql()
 
 
+def json_text(text: str) -> str:
+    """A JSON text (PostgreSQL's rendering) as DRF's JSONRenderer sends one: with the two line
+    separators that JavaScript would not take in a string escaped."""
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 class ThreadPatchRequest(serializers.Serializer):
     """A merge PATCH: keys named are set, ``null`` removes a key, nothing else is touched."""
 

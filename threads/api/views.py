@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from django.db import connection
 from django.db.models import TextField
 from django.db.models.expressions import RawSQL
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -31,6 +33,7 @@ from .serializers import (
     ThreadCreateRequest,
     ThreadPatchRequest,
     ThreadSerializer,
+    json_text,
     page_of,
 )
 from .tokens import CHAT_TTL_DEFAULT, CHAT_TTL_MAX, CHAT_TTL_MIN, ChatToken
@@ -63,7 +66,10 @@ LIST_PARAMETERS = [
 
 def if_match(request) -> int | None:
     """The version of an ``If-Match: "<version>"`` header; ``*`` or no header means any."""
-    raw = request.headers.get("If-Match")
+    return parse_if_match(request.META.get("HTTP_IF_MATCH"))
+
+
+def parse_if_match(raw: str | None) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
@@ -119,6 +125,31 @@ class ThreadListView(APIView):
         return thread_response(thread, 201, Location=f"/api/v1/threads/{thread.pk}")
 
 
+# The canonical thread as a PATCH answers it: rendered by PostgreSQL in the PATCH's statement
+# (THREAD_JSON_SQL, as the list's rows), by the serializer elsewhere.
+RENDERER = JSONRenderer()
+THREAD_RENDERING = services.Rendering(
+    THREAD_JSON_SQL, lambda thread: RENDERER.render(ThreadSerializer(thread).data).decode()
+)
+
+
+def patch_thread(principal, thread_id, data, if_match_header: str | None) -> HttpResponse:
+    """The canonical merge PATCH for ``principal`` (a chat token: metadata and variables only) and
+    its answer, as both doors of the route run it (the DRF view and threads/api/lane.py)."""
+    fields = None
+    if principal.is_chat_token:
+        if not isinstance(data, dict) or set(data) - CHAT_WRITABLE:
+            raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
+        fields = CHAT_WRITABLE
+    version, body = services.thread_update_rendered(
+        org=principal.organization, thread_id=thread_id, patch=data, actor=principal.actor,
+        if_match=parse_if_match(if_match_header), fields=fields, rendering=THREAD_RENDERING,
+    )
+    response = HttpResponse(json_text(body), content_type="application/json")
+    response["ETag"] = f'"{version}"'
+    return response
+
+
 class ThreadDetailView(APIView):
     chat_token_methods = ("GET", "PATCH")
 
@@ -132,17 +163,7 @@ class ThreadDetailView(APIView):
         responses={200: ThreadSerializer, **ERRORS},
     )
     def patch(self, request, thread_id):
-        principal = request.user
-        fields = None
-        if principal.is_chat_token:
-            if not isinstance(request.data, dict) or set(request.data) - CHAT_WRITABLE:
-                raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
-            fields = CHAT_WRITABLE
-        thread = services.thread_update(
-            org=principal.organization, thread_id=thread_id, patch=request.data,
-            actor=principal.actor, if_match=if_match(request), fields=fields,
-        )
-        return thread_response(thread)
+        return patch_thread(request.user, thread_id, request.data, request.META.get("HTTP_IF_MATCH"))
 
     @extend_schema(
         operation_id="threads_delete", summary="Delete a thread", parameters=[IF_MATCH],

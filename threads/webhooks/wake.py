@@ -12,6 +12,11 @@ bench/webhooks.py measures it again). The poll works the same on SQLite and behi
 An event that has committed but is still above the feed's horizon (an older transaction is still
 running) keeps the answer "yes" until the horizon passes it; the worker then polls less often
 (``Watch.backoff``) rather than reading the feed 200 times a second for nothing.
+
+While nothing is new the probe of every endpoint is skipped: the worker first reads the feed's head
+(``feed.head``, the last position whose events have all committed), which moves whenever an event
+can become deliverable, and probes the endpoints only when it has moved. An idle worker with 1,000
+endpoints then asks one question 200 times a second, not 1,000.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connection
 
+from threads import feed
 from threads.models import Event
 
 from .models import WebhookEndpoint
@@ -30,6 +36,8 @@ BACKOFF_SECONDS = 0.05
 class Watch:
     def __init__(self) -> None:
         self.fruitless = 0
+        self.quiet = False  # the last round found nothing new
+        self.head = None  # the feed's head when the endpoints were last probed
         endpoints, events = WebhookEndpoint._meta.db_table, Event._meta.db_table
         self.sql = (
             f"SELECT ep.id FROM {endpoints} AS ep WHERE ep.is_active AND EXISTS ("
@@ -39,6 +47,10 @@ class Watch:
 
     def endpoints_with_news(self) -> list:
         """The active endpoints with a committed event beyond their feed position."""
+        head = feed.head()  # read before the probe: what commits after it moves the head again
+        if self.quiet and head == self.head:
+            return []
+        self.head = head
         with connection.cursor() as cursor:
             cursor.execute(self.sql)
             rows = cursor.fetchall()
@@ -51,3 +63,4 @@ class Watch:
     def counted(self, news: bool, created: int) -> None:
         """After a round: news that brought no delivery (the horizon has not passed it yet)."""
         self.fruitless = self.fruitless + 1 if news and not created else 0
+        self.quiet = not news

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('threads', '0006_event_action_message_deleted'),
+        ('threads', '0008_event_organization_unconstrained'),
     ]
 
     operations = [
