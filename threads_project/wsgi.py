@@ -24,8 +24,9 @@ from django.middleware.security import SecurityMiddleware
 from django.utils.log import log_response
 
 # The API chain the lane knows how to stand in for: what each would do before the view is checked
-# (``_chain_passes``), and the two response hooks run on the lane's answer.
+# (``_chain_passes``), and the response hooks run on the lane's answer.
 LANE_CHAIN = [
+    "threads.api.middleware.ApiErrorsAsJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "threads.api.middleware.BodySizeLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -44,11 +45,13 @@ class ApiHandler(WSGIHandler):
         self.lane = None
         if settings.API_MIDDLEWARE == LANE_CHAIN:
             from threads.api import lane
+            from threads.api.middleware import ApiErrorsAsJsonMiddleware
 
             self.lane = lane.answer
             self.response_hooks = [
                 CommonMiddleware(self.get_response).process_response,
                 SecurityMiddleware(self.get_response).process_response,
+                ApiErrorsAsJsonMiddleware(self.get_response).process_response,
             ]
 
     def get_response(self, request):

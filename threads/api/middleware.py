@@ -54,7 +54,9 @@ class ApiErrorsAsJsonMiddleware:
         self.prefixes = ("/api/", *settings.API_PATH_PREFIXES)
 
     def __call__(self, request):
-        response = self.get_response(request)
+        return self.process_response(request, self.get_response(request))
+
+    def process_response(self, request, response):
         if (
             response.status_code >= 400
             and request.path_info.startswith(self.prefixes)
