@@ -79,7 +79,7 @@ def through_both(settings, thread: Thread, path: str, body: bytes, app=None, tim
         with transaction.atomic():
             answers = [send(app, path, body, **kw) for _ in range(times)]
             stored = Thread.objects.filter(pk=thread.pk).first()  # None once a DELETE went through
-            events = [(e.action, e.version, e.actor_type, e.changes) for e in Event.objects.filter(thread_id=thread.pk)]
+            events = [(e.action, e.version, e.actor_type, e.changes) for e in Event.objects.filter(thread_id=thread.pk).order_by("version", "id")]
             results.append((answers, stored and (state_of(stored), stored.version), events))
             transaction.set_rollback(True)
     return results
