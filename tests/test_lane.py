@@ -79,7 +79,8 @@ def through_both(settings, thread: Thread, path: str, body: bytes, app=None, tim
         with transaction.atomic():
             answers = [send(app, path, body, **kw) for _ in range(times)]
             stored = Thread.objects.filter(pk=thread.pk).first()  # None once a DELETE went through
-            events = [(e.action, e.version, e.actor_type, e.changes) for e in Event.objects.filter(thread_id=thread.pk).order_by("version", "id")]
+            stored_events = Event.objects.filter(thread_id=thread.pk).order_by("version", "id")
+            events = [(e.action, e.version, e.actor_type, e.changes) for e in stored_events]
             results.append((answers, stored and (state_of(stored), stored.version), events))
             transaction.set_rollback(True)
     return results
