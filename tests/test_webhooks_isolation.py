@@ -269,6 +269,19 @@ def test_claims_deal_senders_in_turn_and_respect_each_endpoints_in_flight_limit(
     assert set(turns) == {e.pk for e in endpoints}
 
 
+def test_an_endpoint_is_leased_a_batch_only_once_it_has_answered_this_worker(org):
+    # Endpoints that hang have not failed yet (their attempts wait for the timeout): were each
+    # leased a batch, a few of them would hold the worker's whole budget and starve the others.
+    endpoints = due_backlog(org, 3, per=40)
+    first = worker.claim(100, proven=set())
+    assert sorted(shares(first).values()) == [2, 2, 2]  # each its in-flight share, no more
+    assert worker.claim(100, held=shares(first), proven=set()) == []
+    answered = endpoints[0].pk
+    second = worker.claim(100, held=shares(first), proven={answered})
+    assert shares(second) == {answered: 38}  # the rest of its backlog, within its batch
+    assert worker.limit(endpoints[0], True) == worker.PREFETCH * django_settings.WEBHOOK_ENDPOINT_CONCURRENCY
+
+
 def test_an_open_circuit_gets_no_attempt_before_its_probe_time_and_then_one(org, settings):
     (endpoint,) = due_backlog(org, 1, per=5)
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(

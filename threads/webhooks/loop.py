@@ -104,6 +104,7 @@ class Loop:
         self.claims = 0
         self.refill: set = set()  # endpoints whose last claim was full: probably more waiting
         self.failed_here: set = set()  # --once: endpoints not tried again in this run
+        self.proven: set = set()  # endpoints whose last attempt from here succeeded: leased a batch
 
     def run(self) -> None:
         deadline = time.monotonic() + self.timeout + ONCE_GRACE_SECONDS
@@ -176,6 +177,8 @@ class Loop:
     def _record(self, results: list) -> None:
         attempted = [r for r in results if r[1] is not None]
         back = [r[0] for r in results if r[1] is None]
+        for delivery, outcome, _ in attempted:
+            (self.proven.add if outcome.ok else self.proven.discard)(delivery.endpoint_id)
         if self.once:
             self.failed_here |= {d.endpoint_id for d, outcome, _ in attempted if not outcome.ok}
         if attempted and worker.guarded(worker.record, attempted) is None:
@@ -218,7 +221,9 @@ class Loop:
 
     def _claim_rows(self, budget: int, due_by) -> list[Delivery]:
         held = {pk: n for pk, n in self.held.items() if n}
-        return worker.claim(budget, due_by=due_by, exclude=self.failed_here, served=self.served, held=held)
+        return worker.claim(
+            budget, due_by=due_by, exclude=self.failed_here, served=self.served, held=held, proven=self.proven
+        )
 
     def _take(self, claimed: list[Delivery]) -> None:
         """Claimed (and committed): into their lanes, and the senders start."""
@@ -234,7 +239,7 @@ class Loop:
         if not claimed:
             self.refill = set()
         for pk, n in got.items():
-            if n + held.get(pk, 0) >= worker.limit(endpoints[pk]):
+            if n + held.get(pk, 0) >= worker.limit(endpoints[pk], pk in self.proven):
                 self.refill.add(pk)
             else:
                 self.refill.discard(pk)
