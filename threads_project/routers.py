@@ -112,23 +112,26 @@ class Verdicts:
             if due:  # this thread checks; the others keep the last verdict meanwhile
                 self.checked[alias] = now
         if due:
-            self.set(alias, check(alias))
+            self.set(alias, *check(alias))
         return self.usable.get(alias, False)
 
-    def set(self, alias: str, usable: bool, reason: str = "") -> None:
+    def set(self, alias: str, usable: bool, reason: str = "", *, now: bool = False) -> None:
+        """Record a verdict (``now``: reached outside the checks, trusted for ``CHECK_EVERY`` from
+        now); a change is logged, with its reason."""
         before = self.usable.get(alias)
         self.usable[alias] = usable
-        if reason:
+        if now:
             self.checked[alias] = time.monotonic()
-        if before is not None and before != usable:
-            log.warning("replica %s %s%s", alias, "is back in use" if usable else "is skipped", reason)
+        if before != usable and (before is not None or not usable):
+            log.warning("replica %s %s%s", alias, "is in use again" if usable else "is skipped: ", reason)
 
 
 verdicts = Verdicts()
 
 
-def check(alias: str) -> bool:
-    """Whether the replica answers and lags no more than ``DATABASE_REPLICA_MAX_LAG_SECONDS``."""
+def check(alias: str) -> tuple[bool, str]:
+    """Whether the replica answers and lags no more than ``DATABASE_REPLICA_MAX_LAG_SECONDS``, and
+    why not."""
     try:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("SELECT pg_current_wal_flush_lsn()::text")
@@ -141,20 +144,13 @@ def check(alias: str) -> bool:
             in_recovery, lag = cursor.fetchone()
     except DatabaseError as error:
         _discard(alias)
-        log.warning("replica %s is down: %s", alias, str(error).strip().splitlines()[0] if str(error) else error)
-        return False
+        return False, "it does not answer (" + (str(error).strip().splitlines() or [type(error).__name__])[0] + ")"
     if not in_recovery:
-        log.error("replica %s is not a standby (promoted, or a primary of its own): not used", alias)
-        return False
-    usable = lag is not None and lag <= settings.DATABASE_REPLICA_MAX_LAG_SECONDS
-    if not usable:
-        log.info(
-            "replica %s lags %s s, more than %s s: skipped",
-            alias,
-            "?" if lag is None else f"{lag:.1f}",
-            settings.DATABASE_REPLICA_MAX_LAG_SECONDS,
-        )
-    return usable
+        return False, "it is not a standby (promoted, or a primary of its own)"
+    bound = settings.DATABASE_REPLICA_MAX_LAG_SECONDS
+    if lag is None or lag > bound:
+        return False, f"it lags {'?' if lag is None else f'{lag:.1f}'} s, more than {bound:g} s"
+    return True, ""
 
 
 def _discard(alias: str) -> None:
@@ -266,7 +262,7 @@ def replica_reads(func):
         finally:
             _reading.reset(token)
         _discard(alias)
-        verdicts.set(alias, False, ": it failed during a read (the read ran again on the primary)")
+        verdicts.set(alias, False, "it failed during a read (the read ran again on the primary)", now=True)
         return func(*args, **kwargs)
 
     return run
