@@ -250,8 +250,9 @@ def replica_reads(func):
         token = _reading.set(reading)
         try:
             result = func(*args, **kwargs)
-            render = getattr(result, "render", None)
-            if callable(render) and not getattr(result, "is_rendered", True):
+            # A template response (the admin's) reads as it renders: render it here. DRF's
+            # responses carry data already read, and are rendered by DRF later.
+            if getattr(result, "template_name", None) is not None and not getattr(result, "is_rendered", True):
                 result.render()
             if request is not None and getattr(view, "reads_only", False) and not reading.wrote:
                 getattr(request, "_request", request).replica_read_only = True  # a POST that only read
