@@ -172,6 +172,10 @@ def render(results: dict) -> str:
             out += _list(results[key], title)
     if "ops" in results:
         out += _ops(results["ops"], cfg)
+    if "replicas" in results:
+        import replicas
+
+        out += replicas.report(results["replicas"])
     for key, title in (("list_pg", "PostgreSQL"), ("list_sqlite", "SQLite")):
         if key in results:
             out += _plans(results[key], title)

@@ -1,6 +1,6 @@
 """The benchmark suite (issue 7). ``make bench`` runs it; ``make bench BENCH_QUICK=1`` is a short run.
 
-Sections (``BENCH_SECTIONS=parity,patch,list,memory,webhooks,ops``, all by default):
+Sections (``BENCH_SECTIONS=plain,parity,patch,list,memory,webhooks,ops,replicas``, all by default):
 
 - parity: issue 12's three cases over 5,000 threads against the in-memory peer, in alternating
           rounds: a PATCH on 200 threads in turn, a PATCH on one hot thread, and a list page of 20
@@ -20,6 +20,9 @@ Sections (``BENCH_SECTIONS=parity,patch,list,memory,webhooks,ops``, all by defau
           worker's deliveries/s and CPU per delivery (bench/webhooks.py).
 - ops:    the operator list and the admin changelists (threads, events) through ``manage.py serve``,
           at 1,000,000 and 100,000 threads: p50/p99, queries per page, plans (bench/ops_pages.py).
+- replicas: the list API's throughput with the primary alone and with the primary and one streaming
+          replica (its own pair of PostgreSQL servers on this machine), in alternating rounds, with
+          where the reads ran (bench/replicas.py).
 
 Everything listens on and talks to 127.0.0.1 only; every loop is bounded in count and time; every
 server started here is stopped here. Results: ``bench/RESULTS.md`` and ``bench/out/results.json``.
@@ -71,7 +74,7 @@ CONNECTIONS = _int("BENCH_CONNECTIONS", 16, 16)
 MEM_REQUESTS = _int("BENCH_MEM_REQUESTS", 100_000, 10_000)
 LIST_REPEAT = _int("BENCH_LIST_REPEAT", 100, 20)
 SPREAD = 1000  # threads in the "1,000 different threads" load
-SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "plain,parity,patch,list,memory,webhooks,ops").split(","))
+SECTIONS = set((os.environ.get("BENCH_SECTIONS") or "plain,parity,patch,list,memory,webhooks,ops,replicas").split(","))
 OPS_REPEAT = _int("BENCH_OPS_REPEAT", 15, 5)
 PARITY_THREADS = _int("BENCH_PARITY_THREADS", 5_000, 5_000)
 PARITY_DB = os.environ.get("BENCH_PARITY_DB") or "hbench_parity"
@@ -665,6 +668,11 @@ def main() -> None:
     if "ops" in SECTIONS:
         log("operator pages and admin over PostgreSQL")
         results["ops"] = ops_section(f"{PG}/{PG_DB}")
+    if "replicas" in SECTIONS:
+        log("read replicas: the list with the primary alone and with a streaming replica")
+        import replicas
+
+        results["replicas"] = replicas.section(sys.modules[__name__])
     results["machine"]["load_after"] = os.getloadavg()
     results["elapsed_s"] = round(time.monotonic() - started)
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=str))

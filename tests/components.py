@@ -43,8 +43,9 @@ def free_port() -> int:
 class Cluster:
     """A throw-away PostgreSQL cluster: data, socket and log in one temporary directory."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, settings: dict[str, str] | None = None) -> None:
         self.bin = bin_dir
+        self.settings = dict(settings or {})  # server settings on the command line (-c name=value)
         self.root = Path(tempfile.mkdtemp(prefix="faults-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -75,12 +76,25 @@ class Cluster:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30", "start"
         )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def query(self, sql: str, database: str = "faults") -> str:
+        """One statement through psql; its rows, unaligned (``-At``)."""
+        done = subprocess.run(
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database]
+            + ["-v", "ON_ERROR_STOP=1", "-Atc", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.stdout.strip()
 
     def terminate_connections(self) -> int:
         """Kill every server process of the service's database (as an operator or a failover would)."""

@@ -21,6 +21,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import smart_split, unescape_string_literal
 
+from threads_project.routers import replica_reads
+
 from . import merge, selectors, services
 from .counts import EstimatedCountPaginator
 from .errors import ThreadError
@@ -38,7 +40,17 @@ def user_org_id(request):
     return membership.organization_id if membership else -1
 
 
-class OrgScopedAdmin(admin.ModelAdmin):
+class ReplicaChangelistAdmin(admin.ModelAdmin):
+    """A changelist (a GET) tolerates lag: it may read a replica (threads_project/routers.py). A
+    subclass that overrides ``changelist_view`` decorates its own, so that what it adds to the page
+    is rendered on the same side."""
+
+    @replica_reads
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, extra_context)
+
+
+class OrgScopedAdmin(ReplicaChangelistAdmin):
     """Staff who are not superusers see their own organization only."""
 
     org_path = "organization"
@@ -120,6 +132,7 @@ class CountlessAdmin(admin.ModelAdmin):
     def get_changelist(self, request, **kwargs):
         return IndexedChangeList
 
+    @replica_reads
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
@@ -356,7 +369,7 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ReplicaChangelistAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     readonly_fields = ["id", "created_at"]
@@ -455,6 +468,7 @@ class EventAdmin(CountlessAdmin, OrgScopedAdmin):
     sortable_by = []  # newest first is the one indexed order
     list_per_page = 50  # as the threads' list: rendering rows is most of a page's time
 
+    @replica_reads
     def changelist_view(self, request, extra_context=None):
         # Planned for this request's values, never a prepared statement's generic plan: only a
         # plan that knows the action is a deletion may read the partial index of deletions.

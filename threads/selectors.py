@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import F, Lookup, QuerySet
 
 from .errors import not_found
@@ -29,7 +29,10 @@ def thread_get(org: Organization, thread_id: Any, *, lock: bool = False) -> Thre
     except ValueError:
         raise not_found() from None
     if connection.vendor == "postgresql":
-        thread = _read(org, pk, lock)
+        # Where the router says: the primary unless a lag-tolerant read chose a replica
+        # (threads_project/routers.py); a locking read is part of a write.
+        db = connections[router.db_for_write(Thread) if lock else router.db_for_read(Thread)]
+        thread = _read(db, org, pk, lock)
     else:
         threads = Thread.objects.select_for_update() if lock else Thread.objects
         thread = threads.filter(organization=org, pk=pk).first()
@@ -38,23 +41,23 @@ def thread_get(org: Organization, thread_id: Any, *, lock: bool = False) -> Thre
     return thread
 
 
-def _read(org: Organization, pk: uuid.UUID, lock: bool) -> Thread | None:
+def _read(db, org: Organization, pk: uuid.UUID, lock: bool) -> Thread | None:
     """PostgreSQL: ``thread_qs(org).filter(pk=pk).first()`` (``FOR UPDATE`` with ``lock``) without
     building the query every time: on a GET or PATCH of one thread, compiling the query through the
     ORM cost more than running it."""
     sql, _ = _read_plan()
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql + " FOR UPDATE" if lock else sql, [pk, org.pk])
         row = cursor.fetchone()
-    return None if row is None else thread_from_row(row)
+    return None if row is None else thread_from_row(row, db)
 
 
-def thread_from_row(row) -> Thread:
+def thread_from_row(row, db=connection) -> Thread:
     """A thread from the values of all its columns in model order, as PostgreSQL returns them."""
     values = list(row)
     for index, convert in _read_plan()[1]:
-        values[index] = convert(values[index], None, connection)
-    return Thread.from_db(connection.alias, None, values)
+        values[index] = convert(values[index], None, db)
+    return Thread.from_db(db.alias, None, values)
 
 
 @functools.cache
@@ -76,19 +79,21 @@ def unprepared() -> Iterator[None]:
     ``prepare=False``), whatever ``prepare_threshold`` says. After a few runs of a prepared
     statement PostgreSQL may keep one generic plan for every parameter value; the list's best plan
     depends on its filter values (a rare metadata value wants the GIN index, a common one the
-    newest-first index)."""
-    if connection.vendor != "postgresql":
+    newest-first index). On the connection the router reads threads from (a replica's, for a
+    lag-tolerant read)."""
+    db = connections[router.db_for_read(Thread)]
+    if db.vendor != "postgresql":
         yield
         return
 
     def execute(run, sql, params, many, context):
         if many:
             return run(sql, params, many, context)
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors:
+        db.validate_no_broken_transaction()
+        with db.wrap_database_errors:
             return context["cursor"].cursor.execute(sql, params, prepare=False)
 
-    with connection.execute_wrapper(execute):
+    with db.execute_wrapper(execute):
         yield
 
 

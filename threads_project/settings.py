@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -136,6 +137,44 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file, not memory, so that tests with threads and a live server share one database.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f"test-{os.getpid()}.sqlite3")}
+
+# Read replicas (threads_project/routers.py, docs/deploy.md "Read replicas"): streaming standbys
+# of the primary, each an alias replica_0, replica_1… with the primary's options. Only the reads
+# that tolerate lag go there, and only while a replica's lag is within the bound.
+DATABASE_REPLICAS: list[str] = []
+DATABASE_REPLICA_MAX_LAG_SECONDS = float(os.environ.get("DATABASE_REPLICA_MAX_LAG_SECONDS") or "5")
+# A caller's reads go to the primary this long after each of its writes. A replica is used when its
+# last check (at most a second old) found it within the lag bound, so a replica read is at most
+# about bound + 1 s behind: the window must be longer than that (default: bound + 5 s).
+DATABASE_READ_YOUR_WRITES_SECONDS = float(
+    os.environ.get("DATABASE_READ_YOUR_WRITES_SECONDS") or DATABASE_REPLICA_MAX_LAG_SECONDS + 5
+)
+for number, replica_url in enumerate(env_list("DATABASE_REPLICA_URLS")):
+    if DATABASES["default"]["ENGINE"] != "threads_project.postgres":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs PostgreSQL in DATABASE_URL.")
+    replica = dj_database_url.parse(
+        replica_url, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        conn_health_checks=DATABASES["default"]["CONN_HEALTH_CHECKS"],
+    )
+    if replica["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: {replica['ENGINE']} is no PostgreSQL standby.")
+    # A replica that is away must cost a request little: it is skipped after this wait (PostgreSQL's
+    # client counts at least 2 s), and checked again a second later. ?connect_timeout= in the URL wins.
+    timeout = int(os.environ.get("DATABASE_REPLICA_CONNECT_TIMEOUT") or "2")
+    replica.update(
+        ENGINE="threads_project.postgres",
+        OPTIONS={**DATABASES["default"]["OPTIONS"], "connect_timeout": timeout, **replica.get("OPTIONS", {})},
+        # Tests read the test database through the replica's alias (Django's test mirror).
+        TEST={"MIRROR": "default"},
+    )
+    DATABASES[f"replica_{number}"] = replica
+    DATABASE_REPLICAS.append(f"replica_{number}")
+if DATABASE_READ_YOUR_WRITES_SECONDS <= DATABASE_REPLICA_MAX_LAG_SECONDS + 1 and DATABASE_REPLICAS:
+    raise ImproperlyConfigured(
+        "DATABASE_READ_YOUR_WRITES_SECONDS must exceed DATABASE_REPLICA_MAX_LAG_SECONDS by more than the"
+        " one second between two checks of a replica, or a caller could read a replica behind its own write."
+    )
+DATABASE_ROUTERS = ["threads_project.routers.ReplicaRouter"] if DATABASE_REPLICAS else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,6 +9,9 @@ static files) runs ``settings.MIDDLEWARE``.
 The canonical PATCH's common case goes further (threads/api/lane.py): when none of the API
 middleware would act on the request before the view, the lane answers it without the chain and the
 URL resolution, and the middleware's response hooks then run on its answer as they would have.
+
+Every request, whichever way it went, ends in ``routers.after_request``: with read replicas, a
+request with an unsafe method starts its caller's read-your-writes window (threads_project/routers.py).
 """
 
 import os
@@ -57,7 +60,10 @@ class ApiHandler(WSGIHandler):
     def get_response(self, request):
         response = self._lane(request) if self.lane is not None and settings.API_LANE else None
         if response is None:
-            return super().get_response(request)
+            response = super().get_response(request)
+            routers.after_request(request)
+            return response
+        routers.after_request(request)  # the lane's PATCH, too, starts its caller's window
         for hook in self.response_hooks:  # the chain's answer hooks, innermost first
             response = hook(request, response)
         response._resource_closers.append(request.close)
@@ -108,7 +114,15 @@ class DoorsHandler(WSGIHandler):
             return self.api(environ, start_response)
         return super().__call__(environ, start_response)
 
+    def get_response(self, request):
+        response = super().get_response(request)
+        routers.after_request(request)  # an operator form, the admin, a seed surface: any door
+        return response
+
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "threads_project.settings")
 django.setup(set_prefix=False)
+
+from threads_project import routers  # noqa: E402  (needs the settings)
+
 application = DoorsHandler()

@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from threads_project.routers import replica_reads
+
 from .. import feed, selectors, services
 from ..errors import ThreadError, invalid
 from ..filters import ORDERING_CHOICES, ThreadFilter, ordering_fields
@@ -98,6 +100,7 @@ class ThreadListView(APIView):
         parameters=LIST_PARAMETERS,
         responses={200: page_of(ThreadSerializer), **ERRORS},
     )
+    @replica_reads
     def get(self, request):
         org = request.user.organization
         filterset = ThreadFilter(request.query_params, queryset=selectors.thread_qs(org))
@@ -220,6 +223,7 @@ class HistoryView(APIView):
         operation_id="history_list", summary="List a thread's change events, newest first",
         responses={200: page_of(EventSerializer), **ERRORS},
     )
+    @replica_reads
     def get(self, request, thread_id):
         events = selectors.thread_events(request.user.organization, thread_id)
         return paginated(request, events, EventSerializer, [("id", True), ("id", True)])

@@ -18,6 +18,8 @@ from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from threads_project.routers import replica_reads
+
 from .. import selectors, services
 from ..api.authentication import ApiKeyHeaderAuthentication
 from ..errors import ThreadError
@@ -270,6 +272,7 @@ class SearchView(LangGraphView):
         },
         responses={200: {"type": "array", "items": {**THREAD, "required": []}}, **ERRORS},
     )
+    @replica_reads
     def post(self, request):
         body = check_body(
             request.data, {*FILTERS, "ids", "limit", "offset", "sort_by", "sort_order", "select"}, ("extract",)
@@ -301,6 +304,7 @@ class CountView(LangGraphView):
         request={"application/json": {"type": "object", "properties": FILTERS}},
         responses={200: {"type": "integer"}, **ERRORS},
     )
+    @replica_reads
     def post(self, request):
         body = check_body(request.data, set(FILTERS))
         return Response(filtered(request.user.organization, body).count())

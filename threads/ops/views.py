@@ -14,6 +14,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
+from threads_project.routers import replica_reads
+
 from .. import selectors, services
 from ..api.pagination import KeysetPagination
 from ..counts import row_count
@@ -65,6 +67,7 @@ def _org_slug_of(thread_id) -> str | None:
 
 
 @login_required
+@replica_reads  # a GET only: the bulk form's POST writes, on the primary
 def thread_list(request):
     op = operator(request)
     if request.method == "POST":

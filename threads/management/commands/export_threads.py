@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 
 from threads.api.serializers import MessageSerializer, ThreadSerializer
 from threads.models import Message, Thread
+from threads_project.routers import replica_reads
 
 from ._common import OperatorCommand, Progress, get_org
 
@@ -25,7 +26,7 @@ class Command(OperatorCommand):
 
     def handle(self, *args, org, output, **options):
         threads = Thread.objects.filter(organization=get_org(org)) if org else Thread.objects.all()
-        progress = Progress(self, threads.count(), "Exporting")
+        progress = Progress(self, replica_reads(threads.count)(), "Exporting")
         try:
             target = open(output, "w", encoding="utf-8") if output else None
         except OSError as error:
@@ -47,13 +48,9 @@ def thread_lines(threads):
     """Batches of JSON lines, by keyset on the id (no OFFSET, no server-side cursor to hold)."""
     after = None
     while True:
-        page = threads.filter(pk__gt=after) if after else threads
-        batch = list(page.order_by("pk")[:BATCH])
+        batch, messages = read_batch(threads, after)
         if not batch:
             return
-        messages = defaultdict(list)
-        for message in Message.objects.filter(thread__in=batch).order_by("created_at", "id"):
-            messages[message.thread_id].append(message)
         yield [
             json.dumps(
                 {**data, "messages": MessageSerializer(messages[thread.pk], many=True).data},
@@ -62,3 +59,14 @@ def thread_lines(threads):
             for thread, data in zip(batch, ThreadSerializer(batch, many=True).data, strict=True)
         ]
         after = batch[-1].pk
+
+
+@replica_reads  # an export tolerates lag: a replica's, if there is one (a batch that fails there is read again)
+def read_batch(threads, after):
+    """The next batch of threads after the id ``after``, and their messages by thread, oldest first."""
+    page = threads.filter(pk__gt=after) if after else threads
+    batch = list(page.order_by("pk")[:BATCH])
+    messages = defaultdict(list)
+    for message in Message.objects.filter(thread__in=batch).order_by("created_at", "id") if batch else ():
+        messages[message.thread_id].append(message)
+    return batch, messages
