@@ -7,6 +7,8 @@ from collections import Counter
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -170,3 +172,14 @@ def serve_url(django_db_setup, django_db_blocker, tmp_path_factory) -> str:
 
     with served(tmp_path_factory.mktemp("serve") / "serve.log") as base:
         yield base
+
+
+@pytest.fixture
+def wsgi_keeps_the_test_transaction():
+    """For tests that call the WSGI application directly, as Django's test client does: the app
+    must not close the connection that holds the test's transaction at the end of each request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)

@@ -15,8 +15,7 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.core.cache import cache
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from rest_framework_simplejwt.tokens import AccessToken
 
 from threads.api.tokens import ChatToken
@@ -26,27 +25,30 @@ from threads_project import wsgi
 
 from .conftest import ACTOR, url
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_keeps_the_test_transaction")]
 
 NOW_DEPENDENT = ("updatedAt",)  # the two runs happen at two moments
 
 
-@pytest.fixture(autouse=True)
-def _keep_the_test_transaction():
-    """As Django's test client does: the app must not close the connection that holds the test's
-    transaction at the end of each request."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
-
-
-def send(app, path: str, body: bytes, content_type: str = "application/json", token: str | None = None,
-         method: str = "PATCH", **environ) -> tuple:
+def send(
+    app,
+    path: str,
+    body: bytes,
+    content_type: str = "application/json",
+    token: str | None = None,
+    method: str = "PATCH",
+    **environ,
+) -> tuple:
     """One request to the WSGI application: status, headers (but Date), body (JSON decoded)."""
-    env = {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-           "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": content_type}
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": content_type,
+    }
     if token:
         env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     env.update(environ)
@@ -88,8 +90,20 @@ def through_both(settings, thread: Thread, path: str, body: bytes, app=None, tim
 
 CASES = {
     "a merge": ({"metadata": {"b": "2", "a": None}}, {}),
-    "every field": ({"title": "T", "variables": {"v": None, "w": "1"}, "tags": ["x", "Y "], "addTags": ["z"],
-                     "removeTags": ["x"], "isArchived": True, "isPinned": True, "projectId": "p", "userId": None}, {}),
+    "every field": (
+        {
+            "title": "T",
+            "variables": {"v": None, "w": "1"},
+            "tags": ["x", "Y "],
+            "addTags": ["z"],
+            "removeTags": ["x"],
+            "isArchived": True,
+            "isPinned": True,
+            "projectId": "p",
+            "userId": None,
+        },
+        {},
+    ),
     "a no-op": ({}, {}),
     "the same value again": ({"metadata": {"a": "1"}}, {}),
     "If-Match current": ({"title": "x"}, {"HTTP_IF_MATCH": '"1"'}),
@@ -132,8 +146,9 @@ def test_the_lane_answers_bad_bodies_as_drf_does(settings, write_key, thread, bo
     assert lane == drf
 
 
-def test_the_lane_answers_every_credential_as_drf_does(settings, org, other_org, thread, read_key, other_key,
-                                                     member, viewer):
+def test_the_lane_answers_every_credential_as_drf_does(
+    settings, org, other_org, thread, read_key, other_key, member, viewer
+):
     theirs = thread_create(org=other_org, actor=ACTOR, data={"title": "theirs"})
     tokens = {
         "no credential": None,
@@ -154,9 +169,14 @@ def test_the_lane_answers_every_credential_as_drf_does(settings, org, other_org,
 
 def test_the_lane_answers_other_paths_as_drf_does(settings, write_key, other_org, thread):
     theirs = thread_create(org=other_org, actor=ACTOR, data={"title": "theirs"})
-    for path, status in ((url(theirs), "404"), (url("not-a-uuid"), "404"), (url(thread, "/"), "404"),
-                         (url("00000000-0000-0000-0000-000000000000"), "404"), ("/api/v1/threads/", "404"),
-                         (url(thread, "/messages"), "405")):
+    for path, status in (
+        (url(theirs), "404"),
+        (url("not-a-uuid"), "404"),
+        (url(thread, "/"), "404"),
+        (url("00000000-0000-0000-0000-000000000000"), "404"),
+        ("/api/v1/threads/", "404"),
+        (url(thread, "/messages"), "405"),
+    ):
         lane, drf = through_both(settings, thread, path, b'{"title": "x"}', token=write_key)
         assert lane == drf, path
         assert lane[0][0][0].startswith(status), (path, lane[0][0])
@@ -189,19 +209,23 @@ def test_the_lane_leaves_to_the_middleware_what_it_would_refuse(settings, write_
         assert lane[0][0][0].startswith(status), (name, lane[0][0])
 
 
-@pytest.mark.parametrize("setting, value, environ, status", [
-    ("SECURE_SSL_REDIRECT", True, {}, "301"),
-    ("DISALLOWED_USER_AGENTS", [re.compile(r"^bot")], {"HTTP_USER_AGENT": "bot/1"}, "403"),
-    ("PREPEND_WWW", True, {}, "301"),
-    ("SECURE_HSTS_SECONDS", 3600, {"wsgi.url_scheme": "https", "HTTPS": "on"}, "200"),
-])
+@pytest.mark.parametrize(
+    "setting, value, environ, status",
+    [
+        ("SECURE_SSL_REDIRECT", True, {}, "301"),
+        ("DISALLOWED_USER_AGENTS", [re.compile(r"^bot")], {"HTTP_USER_AGENT": "bot/1"}, "403"),
+        ("PREPEND_WWW", True, {}, "301"),
+        ("SECURE_HSTS_SECONDS", 3600, {"wsgi.url_scheme": "https", "HTTPS": "on"}, "200"),
+    ],
+)
 def test_the_lane_keeps_what_the_middleware_settings_ask(settings, write_key, thread, setting, value, environ, status):
     """The middleware reads its settings when it is built: a handler made under the setting."""
     setattr(settings, setting, value)
     settings.SECURE_SSL_HOST = None
     app = wsgi.DoorsHandler()
-    lane, drf = through_both(settings, thread, url(thread), b'{"metadata": {"b": "2"}}', app=app, token=write_key,
-                             **environ)
+    lane, drf = through_both(
+        settings, thread, url(thread), b'{"metadata": {"b": "2"}}', app=app, token=write_key, **environ
+    )
     assert lane == drf
     assert lane[0][0][0].startswith(status), lane[0][0]
     if setting == "SECURE_HSTS_SECONDS":
@@ -223,8 +247,9 @@ def test_the_lane_takes_the_common_patch(settings, write_key, thread):
             return response
 
         handler.api.get_response = spy
-        status, _, data = send(handler, url(thread), json.dumps({"metadata": {"b": str(lane)}}).encode(),
-                               token=write_key)
+        status, _, data = send(
+            handler, url(thread), json.dumps({"metadata": {"b": str(lane)}}).encode(), token=write_key
+        )
         assert status.startswith("200")
     assert seen == [False, True]
     thread.refresh_from_db()

@@ -8,25 +8,12 @@ import json
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 
 from threads_project.wsgi import application
 
 from .conftest import url
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_transaction():
-    """As Django's test client does: the app must not close the connection that holds the test's
-    transaction at the end of each request."""
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    yield
-    request_started.connect(close_old_connections)
-    request_finished.connect(close_old_connections)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_keeps_the_test_transaction")]
 
 
 def call(method: str, path: str, body: bytes = b"", **headers) -> tuple[int, dict[str, list[str]], bytes]:
