@@ -48,14 +48,24 @@ def settings_with(**env: str) -> subprocess.CompletedProcess:
 def test_the_transaction_pooler_setting_turns_prepares_and_held_cursors_off_whatever_the_threshold():
     done = settings_with(DATABASE_URL=PG_URL, DATABASE_POOLER="Transaction", DATABASE_PREPARE_THRESHOLD="3")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"pooler": "transaction", "prepare": None, "binding": True, "cursors": True}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "pooler": "transaction",
+        "prepare": None,
+        "binding": True,
+        "cursors": True,
+    }
 
 
 @pytest.mark.parametrize("value", ["", "none", " None "])
 def test_without_a_pooler_the_threshold_stands(value):
     done = settings_with(DATABASE_URL=PG_URL, DATABASE_POOLER=value, DATABASE_PREPARE_THRESHOLD="3")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"pooler": "none", "prepare": 3, "binding": True, "cursors": False}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "pooler": "none",
+        "prepare": 3,
+        "binding": True,
+        "cursors": False,
+    }
 
 
 @pytest.mark.parametrize("value", ["session", "statement", "pgbouncer", "1"])
@@ -124,10 +134,14 @@ def test_outside_a_views_handler_too_the_prepared_statement_error_is_the_503():
 
 @pytest.mark.django_db
 def test_any_other_database_error_stays_the_bare_500():
-    error = database_error("SELECT * FROM no_such_table")
-    assert to_thread_error(error).code == "internal_error"
+    from threads.models import Organization
+
+    Organization.objects.create(slug="twice", name="Twice")
+    with pytest.raises(DatabaseError) as raised, transaction.atomic():
+        Organization.objects.create(slug="twice", name="Twice")  # a unique slug: an IntegrityError
+    assert to_thread_error(raised.value).code == "internal_error"
     try:
-        raise error
+        raise raised.value
     except DatabaseError:
         response = handler500(RequestFactory().get("/ops/threads/"))
     assert (response.status_code, json.loads(response.content)["error"]["code"]) == (500, "internal_error")

@@ -194,7 +194,8 @@ def test_two_webhook_workers_deliver_every_event_of_both_nodes_once(nodes, figur
         for n in range(300):
             server, thread_id = (a, b)[n % 2], ids[n % len(ids)]
             assert (
-                call(server.base, key, "PATCH", f"/api/v1/threads/{thread_id}", {"variables": {f"k{n}": n}})[0] == 200
+                call(server.base, key, "PATCH", f"/api/v1/threads/{thread_id}", {"variables": {f"k{n}": str(n)}})[0]
+                == 200
             )
         events, cursor = [], ""
         while True:
@@ -227,9 +228,9 @@ def test_both_nodes_answer_the_same_thread_the_same_way(nodes):
     assert status == 201
     for n in range(10):
         writer, reader = (a, b) if n % 2 else (b, a)
-        assert call(writer.base, key, "PATCH", f"/api/v1/threads/{body['id']}", {"variables": {"n": n}})[0] == 200
+        assert call(writer.base, key, "PATCH", f"/api/v1/threads/{body['id']}", {"variables": {"n": str(n)}})[0] == 200
         status, seen = call(reader.base, key, "GET", f"/api/v1/threads/{body['id']}")
-        assert status == 200 and seen["variables"]["n"] == n and seen["version"] == n + 2
+        assert status == 200 and seen["variables"]["n"] == str(n) and seen["version"] == n + 2
     assert json.dumps(call(a.base, key, "GET", f"/api/v1/threads/{body['id']}")[1], sort_keys=True) == json.dumps(
         call(b.base, key, "GET", f"/api/v1/threads/{body['id']}")[1], sort_keys=True
     )
