@@ -43,10 +43,11 @@ def free_port() -> int:
 class Cluster:
     """A throw-away PostgreSQL cluster: data, socket and log in one temporary directory."""
 
-    def __init__(self, bin_dir: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(self, bin_dir: Path, database: str = "faults", settings: dict[str, str] | None = None) -> None:
         self.bin = bin_dir
-        self.settings = dict(settings or {})  # server settings on the command line (-c name=value)
-        self.root = Path(tempfile.mkdtemp(prefix="faults-pg-"))
+        self.database = database
+        self.settings = {"max_connections": "50", **(settings or {})}  # postgres -c name=value
+        self.root = Path(tempfile.mkdtemp(prefix=f"{database}-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self.as_user: list[str] = []
@@ -68,14 +69,14 @@ class Cluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         self.start()
         subprocess.run(
-            [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "faults"],
+            [str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database],
             check=True,
             capture_output=True,
             timeout=30,
         )
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=50"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "-t", "30", "start"
@@ -110,7 +111,7 @@ class Cluster:
                 "-d",
                 "postgres",
                 "-Atc",
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'faults'",
+                f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{self.database}'",
             ],
             check=True,
             capture_output=True,
@@ -128,17 +129,17 @@ class Cluster:
 
     @property
     def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/faults"
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
 
 
 class Serve:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self.log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--workers", "2"],
+            [sys.executable, "manage.py", "serve", "--port", str(self.port), "--workers", str(workers)],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -149,7 +150,7 @@ class Serve:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited with {self.proc.returncode}; see {log}")
-            if call(self.base, "", "GET", "/api/v1/threads")[0] == 401 and len(self.workers()) == 2:
+            if call(self.base, "", "GET", "/api/v1/threads")[0] == 401 and len(self.workers()) == workers:
                 return
             time.sleep(0.2)
         raise RuntimeError("serve did not start within 30 s")
@@ -198,3 +199,35 @@ def call(base: str, key: str, method: str, path: str, body=None) -> tuple[int | 
     except (OSError, ValueError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None)
         return type(reason if isinstance(reason, BaseException) else error).__name__, None
+
+
+def service_env(database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a production-like service process: this one's, without any
+    ``DJANGO_``/``DATABASE_``/``THROTTLE_``/``REDIS_`` setting of its own, plus ``settings``."""
+    inherited = ("DJANGO_", "DATABASE_", "THROTTLE_", "REDIS_", "API_KEY_", "WEBHOOK_")
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(inherited)},
+        "DATABASE_URL": database_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "components-" + "x" * 50,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "THROTTLE_API_KEY": "",
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    """``manage.py args`` with ``env``: its standard output (an error if it fails, with its stderr)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def new_api_key(env: dict[str, str], org: str) -> str:
+    """A write key of organization ``org``, made (with the organization) by the commands."""
+    manage(env, "create_org", org)
+    return manage(env, "create_api_key", "--org", org).strip().splitlines()[-1]

@@ -58,7 +58,7 @@ def binaries_or_skip() -> Path:
 
 def primary_cluster(bin_dir: Path) -> Cluster:
     """A new cluster ready to stream to standbys, its ``faults`` database made and counting."""
-    primary = Cluster(bin_dir, REPLICATION)
+    primary = Cluster(bin_dir, settings=REPLICATION)
     primary.init()
     primary.query("CREATE EXTENSION pg_stat_statements")
     return primary

@@ -28,6 +28,7 @@ ERROR_KINDS: dict[str, tuple[int, str]] = {
     "webhook_url_invalid": (422, "validation_error"),
     "rate_limited": (429, "rate_limit_error"),
     "service_unavailable": (503, "api_error"),
+    "database_misconfigured": (503, "api_error"),
     "internal_error": (500, "api_error"),
 }
 
@@ -67,3 +68,23 @@ def invalid(message: str, param: str | None = None) -> ThreadError:
 
 def not_found() -> ThreadError:
     return ThreadError("thread_not_found", "Thread not found.")
+
+
+# A prepared statement missing from the server connection a query ran on (SQLSTATE 26000), or there
+# already (42P05): what a transaction-mode pooler does to prepared statements unless
+# DATABASE_POOLER=transaction turns them off. A problem of the deployment, not of the request.
+PREPARED_STATEMENT_SQLSTATES = frozenset({"26000", "42P05"})
+POOLER_MISCONFIGURED = (
+    "The database's connection pooler lends each transaction another server connection, which the "
+    "service was not told: its operator must set DATABASE_POOLER=transaction."
+)
+
+
+def is_pooler_misconfiguration(exc: BaseException) -> bool:
+    """Whether a database error is a prepared statement lost (or found twice) between server
+    connections: Django's error wraps the driver's, which carries the SQLSTATE."""
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) in PREPARED_STATEMENT_SQLSTATES:
+        return True
+    text = str(cause)
+    return "prepared statement" in text and ("does not exist" in text or "already exists" in text)

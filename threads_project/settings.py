@@ -104,6 +104,17 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
+# What sits between the service and PostgreSQL: nothing (or a session-mode pooler, which is the
+# same to us), or a pooler that lends a server connection per transaction (PgBouncer's
+# `pool_mode = transaction`): then nothing may outlive a transaction on a connection (docs/deploy.md,
+# "Behind a connection pooler").
+DATABASE_POOLERS = ("none", "transaction")
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "").strip().lower() or "none"
+if DATABASE_POOLER not in DATABASE_POOLERS:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOLER must be empty, 'none' or 'transaction' (PgBouncer's pool_mode = transaction), "
+        f"not {os.environ['DATABASE_POOLER']!r}; a session-mode pooler needs no setting."
+    )
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
@@ -122,10 +133,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     options.setdefault("connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5")))
     # Parameters travel apart from the SQL (no client-side quoting: ~8% of a PATCH's samples), and a
     # statement run this many times on a connection is prepared once and then only executed.
-    # DATABASE_PREPARE_THRESHOLD="" turns preparing off (needed behind a transaction-mode pooler).
+    # DATABASE_PREPARE_THRESHOLD="" turns preparing off. Server-side binding itself uses unnamed
+    # statements, which a transaction-mode pooler passes through (tests/test_pooler.py).
     options["server_side_binding"] = True
     threshold = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5")
     options["prepare_threshold"] = int(threshold) if threshold.strip() else None
+    if DATABASE_POOLER == "transaction":
+        # Consecutive transactions of a connection run on different server connections: a
+        # statement prepared in one is missing in the next (or is another client's there), and a
+        # cursor held past its transaction is gone. The time zone is not set on the session either
+        # (threads_project/postgres/base.py).
+        options["prepare_threshold"] = None
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers must wait for each other, not fail with "database is locked":
     # every transaction takes the write lock up front, WAL lets readers run beside it.
@@ -164,6 +183,8 @@ for number, replica_url in enumerate(env_list("DATABASE_REPLICA_URLS")):
     replica.update(
         ENGINE="threads_project.postgres",
         OPTIONS={**DATABASES["default"]["OPTIONS"], "connect_timeout": timeout, **replica.get("OPTIONS", {})},
+        # Behind a transaction-mode pooler too, like the primary (DATABASE_POOLER).
+        DISABLE_SERVER_SIDE_CURSORS=DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS", False),
         # Tests read the test database through the replica's alias (Django's test mirror).
         TEST={"MIRROR": "default"},
     )

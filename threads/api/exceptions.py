@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -12,7 +13,7 @@ from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from ..errors import ThreadError
+from ..errors import POOLER_MISCONFIGURED, ThreadError, is_pooler_misconfiguration
 
 logger = logging.getLogger("threads.api")
 
@@ -58,6 +59,14 @@ def to_thread_error(exc: Exception) -> ThreadError:
     if isinstance(exc, exceptions.ValidationError):
         param, message = _first_param(exc.detail)
         return ThreadError("invalid_parameters", message, param)
+    if isinstance(exc, DatabaseError) and is_pooler_misconfiguration(exc):
+        sqlstate = getattr(exc.__cause__, "sqlstate", None) or "?"
+        logger.error(
+            "prepared statement error (SQLSTATE %s): the database is behind a transaction-mode pooler; "
+            "set DATABASE_POOLER=transaction (docs/deploy.md)",
+            sqlstate,
+        )
+        return ThreadError("database_misconfigured", POOLER_MISCONFIGURED)
     if isinstance(exc, OperationalError | InterfaceError):
         logger.error("database unavailable: %s", exc.__class__.__name__)
         return ThreadError("service_unavailable", "The database is unavailable; retry shortly.")
@@ -105,4 +114,12 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    """An exception outside a view's exception handler (an operator page, the admin, a credential
+    checked by the PATCH lane): a database that is away or a pooler the service was not told of
+    answers 503 there too, anything else the bare 500."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DatabaseError) and is_pooler_misconfiguration(exc)
+    ):
+        return _json_error(to_thread_error(exc))
     return _json_error(ThreadError("internal_error", "Internal server error."))

@@ -79,6 +79,8 @@ def patch(request, thread_id: str, headers: dict[str, str]) -> HttpResponse | No
         data = PARSER().parse(io.BytesIO(request.body), "application/json", PARSER_CONTEXT)
     except exceptions.APIException:
         return None
+    except Exception as exc:  # the database away while the key is looked up: DRF's handler answers it
+        return _rendered(exception_handler(exc, {"request": request}), headers)
     try:
         throttles = [cls() for cls in THROTTLES]
         waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, route)]

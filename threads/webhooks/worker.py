@@ -46,6 +46,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from threads import feed
+from threads.errors import is_pooler_misconfiguration
 from threads.merge import format_datetime
 
 from . import breaker, sender
@@ -82,7 +83,7 @@ def _fast_commit() -> None:
     start of every transaction of the worker."""
     if connection.vendor != "postgresql":
         return
-    pooled = getattr(settings, "DATABASE_POOLER", "") == "transaction"
+    pooled = settings.DATABASE_POOLER == "transaction"
     if not pooled and getattr(_async_commit, "raw", None) is connection.connection:
         return
     with connection.cursor() as cursor:
@@ -93,7 +94,7 @@ def _fast_commit() -> None:
 
 def _prepare() -> None:
     """Before a transaction: the session setting, outside it (so that no rollback undoes it)."""
-    if connection.vendor == "postgresql" and getattr(settings, "DATABASE_POOLER", "") != "transaction":
+    if connection.vendor == "postgresql" and settings.DATABASE_POOLER != "transaction":
         connection.ensure_connection()
         _fast_commit()
 
@@ -399,7 +400,11 @@ def guarded(step, *args):
     try:
         return step(*args)
     except Exception as error:
-        logger.exception("webhook worker: %s failed", getattr(step, "__name__", "a step"))
+        name = getattr(step, "__name__", "a step")
+        if isinstance(error, DatabaseError) and is_pooler_misconfiguration(error):
+            logger.error("webhook worker: %s failed on a prepared statement: set DATABASE_POOLER=transaction", name)
+        else:
+            logger.exception("webhook worker: %s failed", name)
         if isinstance(error, DatabaseError):
             connection.close()
         return None
