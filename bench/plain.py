@@ -58,8 +58,9 @@ def per_patch(before: dict, after: dict, requests: int) -> dict:
         "wal_bytes": (float(after["wal"]) - float(before["wal"])) / n,
         "dead_tuples": after["tables"]["threads_thread"]["dead"],
         "autovacuums": after["tables"]["threads_thread"]["autovacuum"],
-        "index_growth_kib": {name: (size - before["indexes"].get(name, 0)) // 1024
-                             for name, size in after["indexes"].items()},
+        "index_growth_kib": {
+            name: (size - before["indexes"].get(name, 0)) // 1024 for name, size in after["indexes"].items()
+        },
     }
 
 
@@ -89,8 +90,9 @@ def section(run) -> dict:
 
             def load(case: str, seconds: int) -> dict:
                 before = stats(run, url)
-                data = run.wrk_run(base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]],
-                                   seconds, cpu_of)
+                data = run.wrk_run(
+                    base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], seconds, cpu_of
+                )
                 data["db"] = per_patch(before, stats(run, url, settle=True), data["requests"])
                 return data
 
@@ -109,16 +111,24 @@ def section(run) -> dict:
                     order = ["ours", "peer"] if peer else ["ours"]
                     for side in order if r % 2 == 0 else order[::-1]:
                         row[side] = data = load(case, duration) if side == "ours" else peer_load(case, duration)
-                        extra = (f", PostgreSQL CPU {data['cpu_ms']['postgres']:.2f} ms, HOT"
-                                 f" {100 * (data['db']['hot_ratio'] or 0):.0f}%, WAL {data['db']['wal_bytes']:.0f} B"
-                                 if side == "ours" else "")
-                        run.log(f"  plain {case}, round {r + 1} {side}: {data['rps']:.0f} req/s, p99"
-                                f" {data['p99_us'] / 1000:.1f} ms, errors {data['errors']}{extra}")
+                        extra = (
+                            f", PostgreSQL CPU {data['cpu_ms']['postgres']:.2f} ms, HOT"
+                            f" {100 * (data['db']['hot_ratio'] or 0):.0f}%, WAL {data['db']['wal_bytes']:.0f} B"
+                            if side == "ours"
+                            else ""
+                        )
+                        run.log(
+                            f"  plain {case}, round {r + 1} {side}: {data['rps']:.0f} req/s, p99"
+                            f" {data['p99_us'] / 1000:.1f} ms, errors {data['errors']}{extra}"
+                        )
                     if peer:
                         row["ratio"] = row["ours"]["rps"] / row["peer"]["rps"]
                     rows.append(row)
-                results["cases"][case] = {"rounds": rows, "indexes_before": indexes_before,
-                                          "indexes_after": stats(run, url)["indexes"]}
+                results["cases"][case] = {
+                    "rounds": rows,
+                    "indexes_before": indexes_before,
+                    "indexes_after": stats(run, url)["indexes"],
+                }
         if soak:
             results["soak"] = soak_run(run, url, info["key"], files[SPREAD], soak)
     return results
@@ -137,15 +147,18 @@ def soak_run(run, url: str, key: str, ids_file, seconds: int) -> dict:
             data = run.wrk_run(base, "patch.lua", [str(ids_file), "/api/v1/threads/", key], segment, cpu_of)
             data["db"] = per_patch(before, stats(run, url, settle=True), data["requests"])
             out["segments"].append(data)
-            run.log(f"  soak {n + 1}: {data['rps']:.0f} req/s, p99 {data['p99_us'] / 1000:.1f} ms, errors"
-                    f" {data['errors']}, PostgreSQL CPU {data['cpu_ms']['postgres']:.2f} ms, dead tuples"
-                    f" {data['db']['dead_tuples']:,}, autovacuums {data['db']['autovacuums']}")
+            run.log(
+                f"  soak {n + 1}: {data['rps']:.0f} req/s, p99 {data['p99_us'] / 1000:.1f} ms, errors"
+                f" {data['errors']}, PostgreSQL CPU {data['cpu_ms']['postgres']:.2f} ms, dead tuples"
+                f" {data['db']['dead_tuples']:,}, autovacuums {data['db']['autovacuums']}"
+            )
         final = stats(run, url)
         out["indexes_after"], out["tables_after"] = final["indexes"], final["tables"]
     return out
 
 
 # --- the report ------------------------------------------------------------------------------
+
 
 def summary(case: dict) -> dict:
     rows = case["rounds"]
@@ -154,7 +167,8 @@ def summary(case: dict) -> dict:
     med = statistics.median
     return {
         "rps": med(o["rps"] for o in ours),
-        "first": ours[0]["rps"], "last": ours[-1]["rps"],
+        "first": ours[0]["rps"],
+        "last": ours[-1]["rps"],
         "p99": med(o["p99_us"] for o in ours),
         "errors": sum(o["errors"] for o in ours) + sum(row["peer"]["errors"] for row in rows if "peer" in row),
         "requests": sum(o["requests"] for o in ours),
@@ -178,19 +192,35 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
         measured = f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s)" if s["ratio"] else "peer not run"
         rows.append((f"plain PATCH, {label}", f">= {BARS[case]}x the peer (started empty)", measured, ratio))
         if s["peer_p99"]:
-            rows.append((f"plain PATCH, {label}: p99", "no worse than the peer's",
-                         f"{s['p99'] / 1000:.1f} ms vs {s['peer_p99'] / 1000:.1f} ms", s["p99"] <= s["peer_p99"]))
+            rows.append(
+                (
+                    f"plain PATCH, {label}: p99",
+                    "no worse than the peer's",
+                    f"{s['p99'] / 1000:.1f} ms vs {s['peer_p99'] / 1000:.1f} ms",
+                    s["p99"] <= s["peer_p99"],
+                )
+            )
         rows.append((f"plain PATCH, {label}: errors", "0", f"{s['errors']} of {s['requests']:,}", s["errors"] == 0))
-        rows.append((f"plain PATCH, {label}: no decay", "last round within 10% of the first",
-                     f"{s['first']:.0f} -> {s['last']:.0f} req/s ({s['last'] / s['first']:.2f}x)",
-                     s["last"] >= 0.9 * s["first"]))
+        rows.append(
+            (
+                f"plain PATCH, {label}: no decay",
+                "last round within 10% of the first",
+                f"{s['first']:.0f} -> {s['last']:.0f} req/s ({s['last'] / s['first']:.2f}x)",
+                s["last"] >= 0.9 * s["first"],
+            )
+        )
     soak = results.get("soak")
     if soak and soak["segments"]:
         first, last = soak["segments"][0]["rps"], soak["segments"][-1]["rps"]
         total = sum(seg["requests"] for seg in soak["segments"])
-        rows.append((f"soak, {soak['seconds'] // 60} min over 200 threads", "last minute within 10% of the first,"
-                     " 100,000+ PATCHes", f"{first:.0f} -> {last:.0f} req/s ({last / first:.2f}x), {total:,} PATCHes",
-                     last >= 0.9 * first and total >= 100_000))
+        rows.append(
+            (
+                f"soak, {soak['seconds'] // 60} min over 200 threads",
+                "last minute within 10% of the first, 100,000+ PATCHes",
+                f"{first:.0f} -> {last:.0f} req/s ({last / first:.2f}x), {total:,} PATCHes",
+                last >= 0.9 * first and total >= 100_000,
+            )
+        )
     return rows
 
 
@@ -216,36 +246,61 @@ def report(results: dict) -> list[str]:
             continue
         data = results["cases"][case]
         s = summary(data)
-        out += [f"### {label}", "",
-                "| round | ours req/s | p50 / p99 ms | CPU ms: server / PostgreSQL | heap tuples | HOT | WAL B |"
-                " peer req/s | p50 / p99 ms | ours/peer |", "|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"### {label}",
+            "",
+            "| round | ours req/s | p50 / p99 ms | CPU ms: server / PostgreSQL | heap tuples | HOT | WAL B |"
+            " peer req/s | p50 / p99 ms | ours/peer |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for n, row in enumerate(data["rounds"], 1):
             o, db = row["ours"], row["ours"]["db"]
             p = row.get("peer")
-            peer = (f" {p['rps']:.0f} | {p['p50_us'] / 1000:.1f} / {p['p99_us'] / 1000:.1f} | {row['ratio']:.2f}x |"
-                    if p else " - | - | - |")
-            out.append(f"| {n} | {o['rps']:.0f} | {o['p50_us'] / 1000:.1f} / {o['p99_us'] / 1000:.1f} |"
-                       f" {o['cpu_ms']['server']:.2f} / {o['cpu_ms']['postgres']:.2f} | {db['heap_tuples']:.2f} |"
-                       f" {100 * (db['hot_ratio'] or 0):.0f}% | {db['wal_bytes']:.0f} |{peer}")
+            peer = (
+                f" {p['rps']:.0f} | {p['p50_us'] / 1000:.1f} / {p['p99_us'] / 1000:.1f} | {row['ratio']:.2f}x |"
+                if p
+                else " - | - | - |"
+            )
+            out.append(
+                f"| {n} | {o['rps']:.0f} | {o['p50_us'] / 1000:.1f} / {o['p99_us'] / 1000:.1f} |"
+                f" {o['cpu_ms']['server']:.2f} / {o['cpu_ms']['postgres']:.2f} | {db['heap_tuples']:.2f} |"
+                f" {100 * (db['hot_ratio'] or 0):.0f}% | {db['wal_bytes']:.0f} |{peer}"
+            )
         ratio = f"**{s['ratio']:.2f}x**" if s["ratio"] else "not measured (no peer)"
-        out += ["", f"Median: ours {s['rps']:.0f} req/s, peer {s['peer_rps'] or 0:.0f} req/s, ratio {ratio};"
-                f" ours from the first round to the last {s['first']:.0f} -> {s['last']:.0f} req/s"
-                f" ({s['last'] / s['first']:.2f}x). Indexes of the two tables: {_kib(data['indexes_before']):,} KiB"
-                f" before, {_kib(data['indexes_after']):,} KiB after.", ""]
+        out += [
+            "",
+            f"Median: ours {s['rps']:.0f} req/s, peer {s['peer_rps'] or 0:.0f} req/s, ratio {ratio};"
+            f" ours from the first round to the last {s['first']:.0f} -> {s['last']:.0f} req/s"
+            f" ({s['last'] / s['first']:.2f}x). Indexes of the two tables: {_kib(data['indexes_before']):,} KiB"
+            f" before, {_kib(data['indexes_after']):,} KiB after.",
+            "",
+        ]
     soak = results.get("soak")
     if soak and soak["segments"]:
-        out += [f"### Soak: ours alone, {soak['seconds']} s over the 200 threads", "",
-                "| minute | req/s | p99 ms | errors | CPU ms: server / PostgreSQL | dead tuples | autovacuums |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            f"### Soak: ours alone, {soak['seconds']} s over the 200 threads",
+            "",
+            "| minute | req/s | p99 ms | errors | CPU ms: server / PostgreSQL | dead tuples | autovacuums |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for n, seg in enumerate(soak["segments"], 1):
-            out.append(f"| {n} | {seg['rps']:.0f} | {seg['p99_us'] / 1000:.1f} | {seg['errors']} |"
-                       f" {seg['cpu_ms']['server']:.2f} / {seg['cpu_ms']['postgres']:.2f} |"
-                       f" {seg['db']['dead_tuples']:,} | {seg['db']['autovacuums']} |")
+            out.append(
+                f"| {n} | {seg['rps']:.0f} | {seg['p99_us'] / 1000:.1f} | {seg['errors']} |"
+                f" {seg['cpu_ms']['server']:.2f} / {seg['cpu_ms']['postgres']:.2f} |"
+                f" {seg['db']['dead_tuples']:,} | {seg['db']['autovacuums']} |"
+            )
         total = sum(seg["requests"] for seg in soak["segments"])
-        out += ["", f"{total:,} PATCHes. Index sizes before and after:", "", "| index | before KiB | after KiB |",
-                "|---|---|---|"]
+        out += [
+            "",
+            f"{total:,} PATCHes. Index sizes before and after:",
+            "",
+            "| index | before KiB | after KiB |",
+            "|---|---|---|",
+        ]
         for name in sorted(soak["indexes_after"]):
-            out.append(f"| {name} | {soak['indexes_before'].get(name, 0) // 1024:,} |"
-                       f" {soak['indexes_after'][name] // 1024:,} |")
+            out.append(
+                f"| {name} | {soak['indexes_before'].get(name, 0) // 1024:,} |"
+                f" {soak['indexes_after'][name] // 1024:,} |"
+            )
         out.append("")
     return out

@@ -58,8 +58,10 @@ def main() -> None:
     if profiler:
         profiler.disable()
     cpu, wall = min(batches)
-    print(f"PATCH (best of 10 batches of {count // 10}): {cpu * 1000:.2f} ms CPU, {wall * 1000:.2f} ms wall"
-          f" per request; {len(queries.captured_queries)} queries")
+    print(
+        f"PATCH (best of 10 batches of {count // 10}): {cpu * 1000:.2f} ms CPU, {wall * 1000:.2f} ms wall"
+        f" per request; {len(queries.captured_queries)} queries"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(45)
 

@@ -36,25 +36,31 @@ def _parity_summaries(parity: dict) -> dict[str, dict]:
 
 
 def _parity(parity: dict, cfg: dict) -> list[str]:
-    out = ["## Parity with the in-memory peer (issue 12)", "",
-           f"{parity['threads']:,} threads on each side; {cfg['connections']} connections; ours and the peer in"
-           f" alternating rounds of {cfg['duration_s']} s (A/B, then B/A), the median of {cfg['rounds']} rounds;"
-           " `VACUUM ANALYZE` before each case. Our server: "
-           f"`{parity.get('server', '?')}`, DEBUG off, PostgreSQL, API-key auth, history on. The PATCH cases"
-           " send `{\"metadata\": {\"bench\": \"<new value>\"}}` to `PATCH /api/v1/threads/{id}` (the peer:"
-           " `PATCH /threads/{id}`), to 200 threads in turn or to one thread; the list sends"
-           f" `GET /api/v1/threads?metadata.bucket=N&limit=20` (N one of {parity.get('buckets', '?')} values, about"
-           f" {parity['threads'] // max(1, parity.get('buckets', 1)):,} threads each), the peer"
-           " `POST /threads/search` with `{\"metadata\": {\"bucket\": \"N\"}, \"limit\": 20}` over threads carrying"
-           " the same metadata. \"CPU ms/req\" is CPU time (user + system, from /proc) per request over each"
-           " round: of our server's processes, of the PostgreSQL backends serving them, and of the peer's"
-           " processes. pgbench runs the same UPDATE on the same rows (PATCH cases, prepared) or the list"
-           " view's own SQL (simple protocol, as the view runs it): the database's own limit.", ""]
+    out = [
+        "## Parity with the in-memory peer (issue 12)",
+        "",
+        f"{parity['threads']:,} threads on each side; {cfg['connections']} connections; ours and the peer in"
+        f" alternating rounds of {cfg['duration_s']} s (A/B, then B/A), the median of {cfg['rounds']} rounds;"
+        " `VACUUM ANALYZE` before each case. Our server: "
+        f"`{parity.get('server', '?')}`, DEBUG off, PostgreSQL, API-key auth, history on. The PATCH cases"
+        ' send `{"metadata": {"bench": "<new value>"}}` to `PATCH /api/v1/threads/{id}` (the peer:'
+        " `PATCH /threads/{id}`), to 200 threads in turn or to one thread; the list sends"
+        f" `GET /api/v1/threads?metadata.bucket=N&limit=20` (N one of {parity.get('buckets', '?')} values, about"
+        f" {parity['threads'] // max(1, parity.get('buckets', 1)):,} threads each), the peer"
+        ' `POST /threads/search` with `{"metadata": {"bucket": "N"}, "limit": 20}` over threads carrying'
+        ' the same metadata. "CPU ms/req" is CPU time (user + system, from /proc) per request over each'
+        " round: of our server's processes, of the PostgreSQL backends serving them, and of the peer's"
+        " processes. pgbench runs the same UPDATE on the same rows (PATCH cases, prepared) or the list"
+        " view's own SQL (simple protocol, as the view runs it): the database's own limit.",
+        "",
+    ]
     if not parity.get("peer_available"):
         out += ["**The peer did not run** (see bench/out/peer.log); only our figures are shown.", ""]
-    out += ["| case | ours req/s | peer req/s | ours/peer | target | | ours p50 / p99 ms | peer p50 / p99 ms"
-            " | errors ours / peer | CPU ms/req: ours / PostgreSQL / peer | pgbench tps |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "| case | ours req/s | peer req/s | ours/peer | target | | ours p50 / p99 ms | peer p50 / p99 ms"
+        " | errors ours / peer | CPU ms/req: ours / PostgreSQL / peer | pgbench tps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     med = statistics.median
     for case, s in _parity_summaries(parity).items():
         label, bar = PARITY_CASES[case]
@@ -66,15 +72,22 @@ def _parity(parity: dict, cfg: dict) -> list[str]:
             return f"{med(values):.2f}" if values else "–"
 
         ours = [r["ours"] for r in rounds]
-        peer = (f"{s['peer_rps']:.0f} | {s['ratio']:.2f}x" if peers else "– | –")
-        peer_lat = (f"{_ms(med(p['p50_us'] for p in peers))} / {_ms(s['peer_p99'])}" if peers else "–")
+        peer = f"{s['peer_rps']:.0f} | {s['ratio']:.2f}x" if peers else "– | –"
+        peer_lat = f"{_ms(med(p['p50_us'] for p in peers))} / {_ms(s['peer_p99'])}" if peers else "–"
         peer_errors = sum(p["errors"] for p in peers) if peers else "–"
-        out.append(f"| {label} | {s['rps']:.0f} | {peer} | >= {bar}x |"
-                   f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} | {_ms(s['p50'])} / {_ms(s['p99'])} |"
-                   f" {peer_lat} | {s['errors']} / {peer_errors} |"
-                   f" {cpu(ours, 'server')} / {cpu(ours, 'postgres')} / {cpu(peers, 'peer')} | {s['db']:.0f} |")
-    out += ["", "Every round:", "", "| case | round | ours req/s | p99 ms | peer req/s | p99 ms | ours/peer |",
-            "|---|---|---|---|---|---|---|"]
+        out.append(
+            f"| {label} | {s['rps']:.0f} | {peer} | >= {bar}x |"
+            f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} | {_ms(s['p50'])} / {_ms(s['p99'])} |"
+            f" {peer_lat} | {s['errors']} / {peer_errors} |"
+            f" {cpu(ours, 'server')} / {cpu(ours, 'postgres')} / {cpu(peers, 'peer')} | {s['db']:.0f} |"
+        )
+    out += [
+        "",
+        "Every round:",
+        "",
+        "| case | round | ours req/s | p99 ms | peer req/s | p99 ms | ours/peer |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for case, data in parity["cases"].items():
         for i, r in enumerate(data["rounds"], 1):
             p = r.get("peer")
@@ -83,13 +96,19 @@ def _parity(parity: dict, cfg: dict) -> list[str]:
     if parity.get("variant"):
         rounds = parity["variant"]
         title = f"### `manage.py serve` against gunicorn (`{parity.get('gunicorn', '?')}`), 200 threads in turn"
-        out += ["", title, "",
-                "| round | serve req/s | p99 ms | CPU ms/req | gunicorn req/s | p99 ms | CPU ms/req | serve/gunicorn |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            title,
+            "",
+            "| round | serve req/s | p99 ms | CPU ms/req | gunicorn req/s | p99 ms | CPU ms/req | serve/gunicorn |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(rounds, 1):
             a, b = r["serve"], r["gunicorn"]
-            out.append(f"| {i} | {a['rps']:.0f} | {_ms(a['p99_us'])} | {a['cpu_ms']['server']:.2f} | {b['rps']:.0f} |"
-                       f" {_ms(b['p99_us'])} | {b['cpu_ms']['server']:.2f} | {r['ratio']:.2f}x |")
+            out.append(
+                f"| {i} | {a['rps']:.0f} | {_ms(a['p99_us'])} | {a['cpu_ms']['server']:.2f} | {b['rps']:.0f} |"
+                f" {_ms(b['p99_us'])} | {b['cpu_ms']['server']:.2f} | {r['ratio']:.2f}x |"
+            )
         out.append(f"\nMedian serve/gunicorn: **{statistics.median(r['ratio'] for r in rounds):.2f}x**.")
     return [*out, ""]
 
@@ -100,12 +119,16 @@ def _patch_summary(mode: dict) -> dict:
     ratios = [r["ratio"] for r in rounds if "ratio" in r]
     med = statistics.median
     return {
-        "rps": med(o["rps"] for o in ours), "p50": med(o["p50_us"] for o in ours),
-        "p99": med(o["p99_us"] for o in ours), "p99_worst": max(o["p99_us"] for o in ours),
-        "errors": sum(o["errors"] for o in ours), "requests": sum(o["requests"] for o in ours),
+        "rps": med(o["rps"] for o in ours),
+        "p50": med(o["p50_us"] for o in ours),
+        "p99": med(o["p99_us"] for o in ours),
+        "p99_worst": max(o["p99_us"] for o in ours),
+        "errors": sum(o["errors"] for o in ours),
+        "requests": sum(o["requests"] for o in ours),
         "peer_rps": med(r["peer"]["rps"] for r in rounds) if ratios else None,
         "peer_p99": med(r["peer"]["p99_us"] for r in rounds) if ratios else None,
-        "ratio": med(ratios) if ratios else None, "db": mode["pgbench"]["tps"],
+        "ratio": med(ratios) if ratios else None,
+        "db": mode["pgbench"]["tps"],
     }
 
 
@@ -142,8 +165,11 @@ def render(results: dict) -> str:
         "",
     ]
     if rerun := results.get("rerun"):
-        out += [f"Sections {', '.join(rerun['sections'])} were run again on {rerun['started']} (commit"
-                f" `{rerun['commit']}`); their figures below are that run's. {rerun['why']}", ""]
+        out += [
+            f"Sections {', '.join(rerun['sections'])} were run again on {rerun['started']} (commit"
+            f" `{rerun['commit']}`); their figures below are that run's. {rerun['why']}",
+            "",
+        ]
     out += _targets(results)
     if "plain" in results:
         import plain
@@ -153,8 +179,13 @@ def render(results: dict) -> str:
         out += _parity(results["parity"], cfg)
     if "parity_earlier" in results:
         earlier = _parity(results["parity_earlier"], cfg)
-        out += ["## Parity — the first run of the same day", "", results["parity_earlier_note"], "",
-                *earlier[earlier.index("") + 1:]]
+        out += [
+            "## Parity — the first run of the same day",
+            "",
+            results["parity_earlier_note"],
+            "",
+            *earlier[earlier.index("") + 1 :],
+        ]
     out += _notes(results)
     if "patch" in results:
         out += _patch(results["patch"], cfg)
@@ -164,10 +195,17 @@ def render(results: dict) -> str:
         import webhooks
 
         out += webhooks.report(results["webhooks"])
-    for key, title in (("list_pg", f"PostgreSQL, {cfg['threads']:,} threads in one organization"
-                        f" (+{cfg['other_threads']:,} in another)"),
-                       ("list_sqlite", f"SQLite, {cfg['sqlite_threads']:,} threads in one organization"
-                        f" (+{cfg['sqlite_threads'] // 10:,} in another)")):
+    for key, title in (
+        (
+            "list_pg",
+            f"PostgreSQL, {cfg['threads']:,} threads in one organization (+{cfg['other_threads']:,} in another)",
+        ),
+        (
+            "list_sqlite",
+            f"SQLite, {cfg['sqlite_threads']:,} threads in one organization"
+            f" (+{cfg['sqlite_threads'] // 10:,} in another)",
+        ),
+    ):
         if key in results:
             out += _list(results[key], title)
     if "ops" in results:
@@ -185,16 +223,23 @@ def render(results: dict) -> str:
 def _ops(rows: list[dict], cfg: dict) -> list[str]:
     """The operator list and the admin (bench/ops_pages.py): p50 under 150 ms at the large size,
     at most 1.5x the small size's, no sequential scan."""
-    out = [f"## Operator pages and admin, PostgreSQL ({cfg['threads']:,} vs {cfg['other_threads']:,} threads)",
-           "", "Through `manage.py serve` with a staff operator's session; the list API's figures are above.", "",
-           f"| page | p50 {cfg['threads']:,} | p99 | p50 {cfg['other_threads']:,} | growth | queries | count shown |"
-           " plans | met |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"## Operator pages and admin, PostgreSQL ({cfg['threads']:,} vs {cfg['other_threads']:,} threads)",
+        "",
+        "Through `manage.py serve` with a staff operator's session; the list API's figures are above.",
+        "",
+        f"| page | p50 {cfg['threads']:,} | p99 | p50 {cfg['other_threads']:,} | growth | queries | count shown |"
+        " plans | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         m, o = r["main"], r["other"]
         met = m["p50_ms"] < 150 and r["growth"] <= 1.5 and m["plan_ok"]
-        out.append(f"| {r['page']} | {m['p50_ms']:.1f} ms | {m['p99_ms']:.1f} ms | {o['p50_ms']:.1f} ms |"
-                   f" x{r['growth']:.2f} | {m['queries']} / {o['queries']} | {m['count']} | {m['plan_verdict']} |"
-                   f" {_met(met)} |")
+        out.append(
+            f"| {r['page']} | {m['p50_ms']:.1f} ms | {m['p99_ms']:.1f} ms | {o['p50_ms']:.1f} ms |"
+            f" x{r['growth']:.2f} | {m['queries']} / {o['queries']} | {m['count']} | {m['plan_verdict']} |"
+            f" {_met(met)} |"
+        )
     return [*out, ""]
 
 
@@ -203,59 +248,87 @@ def _targets(results: dict) -> list[str]:
     if "plain" in results:
         import plain
 
-        rows += [f"| {target} | {bar} | {measured} | {_met(met)} |" for target, bar, measured, met
-                 in plain.targets(results["plain"])]
+        rows += [
+            f"| {target} | {bar} | {measured} | {_met(met)} |"
+            for target, bar, measured, met in plain.targets(results["plain"])
+        ]
     for case, s in _parity_summaries(results.get("parity", {})).items():
         label, bar = PARITY_CASES[case]
-        measured = (f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds)"
-                    if s["ratio"] is not None else f"peer not run ({s['rps']:.0f} req/s)")
-        rows.append(f"| parity, {label} | >= {bar}x the peer | {measured} |"
-                    f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} |")
+        measured = (
+            f"{s['ratio']:.2f}x ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds)"
+            if s["ratio"] is not None
+            else f"peer not run ({s['rps']:.0f} req/s)"
+        )
+        rows.append(
+            f"| parity, {label} | >= {bar}x the peer | {measured} |"
+            f" {_met(None if s['ratio'] is None else s['ratio'] >= bar)} |"
+        )
         if case == "200":
-            rows.append(f"| parity, {label}: p99 | no worse than the peer's | {_ms(s['p99'])} ms vs "
-                        + ("–" if s["peer_p99"] is None else f"{_ms(s['peer_p99'])} ms")
-                        + f" | {_met(None if s['peer_p99'] is None else s['p99'] <= s['peer_p99'])} |")
-            rows.append(f"| parity, {label}: errors | 0 | {s['errors']} of {s['requests']:,} |"
-                        f" {_met(s['errors'] == 0)} |")
+            rows.append(
+                f"| parity, {label}: p99 | no worse than the peer's | {_ms(s['p99'])} ms vs "
+                + ("–" if s["peer_p99"] is None else f"{_ms(s['peer_p99'])} ms")
+                + f" | {_met(None if s['peer_p99'] is None else s['p99'] <= s['peer_p99'])} |"
+            )
+            rows.append(
+                f"| parity, {label}: errors | 0 | {s['errors']} of {s['requests']:,} | {_met(s['errors'] == 0)} |"
+            )
     if "patch" in results:
         for mode, label in (("1", "one thread"), ("1000", "1,000 threads")):
             if mode not in results["patch"]["modes"]:
                 continue
             s = _patch_summary(results["patch"]["modes"][mode])
             if s["ratio"] is not None:
-                rows.append(f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | {s['ratio']:.2f}x"
-                            f" ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds) |"
-                            f" {_met(s['ratio'] >= 1.0)} |")
+                rows.append(
+                    f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | {s['ratio']:.2f}x"
+                    f" ({s['rps']:.0f} vs {s['peer_rps']:.0f} req/s, median of rounds) |"
+                    f" {_met(s['ratio'] >= 1.0)} |"
+                )
             else:
-                rows.append(f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | peer not run"
-                            f" ({s['rps']:.0f} req/s) | n/a |")
-            rows.append(f"| PATCH p99, {label} | < {P99_BAR_MS:.0f} ms at 16 connections | {_ms(s['p99'])} ms"
-                        f" (worst round {_ms(s['p99_worst'])} ms) | {_met(s['p99'] / 1000 < P99_BAR_MS)} |")
-            rows.append(f"| PATCH errors, {label} | 0 | {s['errors']} of {s['requests']:,} |"
-                        f" {_met(s['errors'] == 0)} |")
-    rows.append("| SQL queries per canonical PATCH | <= 4 with the API-key lookup | 2 on PostgreSQL (key lookup,"
-                " one statement that locks, merges, checks, writes the thread and its event and renders the"
-                " answer), 1 once the key is cached; asserted by `tests/test_query_counts.py` | **met** |")
+                rows.append(
+                    f"| PATCH throughput, {label} | >= 1.0x the in-memory peer | peer not run"
+                    f" ({s['rps']:.0f} req/s) | n/a |"
+                )
+            rows.append(
+                f"| PATCH p99, {label} | < {P99_BAR_MS:.0f} ms at 16 connections | {_ms(s['p99'])} ms"
+                f" (worst round {_ms(s['p99_worst'])} ms) | {_met(s['p99'] / 1000 < P99_BAR_MS)} |"
+            )
+            rows.append(
+                f"| PATCH errors, {label} | 0 | {s['errors']} of {s['requests']:,} | {_met(s['errors'] == 0)} |"
+            )
+    rows.append(
+        "| SQL queries per canonical PATCH | <= 4 with the API-key lookup | 2 on PostgreSQL (key lookup,"
+        " one statement that locks, merges, checks, writes the thread and its event and renders the"
+        " answer), 1 once the key is cached; asserted by `tests/test_query_counts.py` | **met** |"
+    )
     if "list_pg" in results:
         big = f"{results['config']['threads']:,}"
         firsts = [r for r in results["list_pg"] if r["page"] == "first" and r["case"] != "no filter"]
         worst = max(firsts, key=lambda r: r["p50_ms"])
-        rows.append(f"| first list page, any one filter, {big} threads | p50 < {LIST_BAR_MS:.0f} ms server time |"
-                    f" worst p50 {worst['p50_ms']:.1f} ms ({worst['case']}) | {_met(worst['p50_ms'] < LIST_BAR_MS)} |")
+        rows.append(
+            f"| first list page, any one filter, {big} threads | p50 < {LIST_BAR_MS:.0f} ms server time |"
+            f" worst p50 {worst['p50_ms']:.1f} ms ({worst['case']}) | {_met(worst['p50_ms'] < LIST_BAR_MS)} |"
+        )
         slow = _deep_slower(results["list_pg"])
-        rows.append(f"| deep cursor page, {big} threads | no slower than the first | "
-                    + ("every case" if not slow else "slower in: " + ", ".join(slow))
-                    + f" (p50 within {int((DEEP_SLACK - 1) * 100)}%, or SQL execution within 1 ms)"
-                    f" | {_met(not slow)} |")
+        rows.append(
+            f"| deep cursor page, {big} threads | no slower than the first | "
+            + ("every case" if not slow else "slower in: " + ", ".join(slow))
+            + f" (p50 within {int((DEEP_SLACK - 1) * 100)}%, or SQL execution within 1 ms)"
+            f" | {_met(not slow)} |"
+        )
         bad = [f"{r['case']} ({r['page']}): {r['plan_verdict']}" for r in results["list_pg"] if not r["plan_ok"]]
-        rows.append(f"| list plans, {big} threads | index scans, no sequential scan of threads, no OFFSET | "
-                    + ("all index scans" if not bad else "; ".join(bad)) + f" | {_met(not bad)} |")
+        rows.append(
+            f"| list plans, {big} threads | index scans, no sequential scan of threads, no OFFSET | "
+            + ("all index scans" if not bad else "; ".join(bad))
+            + f" | {_met(not bad)} |"
+        )
     if "memory" in results:
         mem = results["memory"]
         growth = max((w["growth"] for w in mem["workers"]), default=None)
-        rows.append(f"| worker RSS over {mem['requests']:,} PATCHes | flat within {MEMORY_BAR:.0%} | "
-                    + ("?" if growth is None else f"largest growth {growth:+.1%}")
-                    + f" | {_met(None if growth is None else growth <= MEMORY_BAR)} |")
+        rows.append(
+            f"| worker RSS over {mem['requests']:,} PATCHes | flat within {MEMORY_BAR:.0%} | "
+            + ("?" if growth is None else f"largest growth {growth:+.1%}")
+            + f" | {_met(None if growth is None else growth <= MEMORY_BAR)} |"
+        )
     return [*rows, ""]
 
 
@@ -305,9 +378,7 @@ def _notes(results: dict) -> list[str]:
             " connections needs well over 640 req/s with almost no spread"
         )
         if s["peer_rps"]:
-            p99 += (
-                f"; the peer, at {s['peer_rps']:.0f} req/s, has a p99 of {s['peer_p99'] / 1000:.0f} ms."
-            )
+            p99 += f"; the peer, at {s['peer_rps']:.0f} req/s, has a p99 of {s['peer_p99'] / 1000:.0f} ms."
         out.append(p99 + ("" if s["peer_rps"] else "."))
     out += [
         "- **Queries.** A canonical PATCH is the key lookup (cached for `API_KEY_CACHE_SECONDS`, 10 s by"
@@ -316,7 +387,7 @@ def _notes(results: dict) -> list[str]:
         " check adds a `SELECT 1` round trip; `DATABASE_CONN_HEALTH_CHECKS=0` removes it (the variant rounds"
         " above), at the price of one failed request per connection after a database restart.",
         "- **Lists.** The database's own execution time for every page is well under a millisecond to a few"
-        " ms (column \"SQL execution\"); the rest of the server time is Python: the filter form, the"
+        ' ms (column "SQL execution"); the rest of the server time is Python: the filter form, the'
         " ORM building the query and 21 model instances, and rendering.",
     ]
     if "list_sqlite" in results:
@@ -349,37 +420,56 @@ def _deep_slower(rows: list[dict]) -> list[str]:
 
 
 def _patch(patch: dict, cfg: dict) -> list[str]:
-    out = ["## PATCH over HTTP", "",
-           "Each request: `PATCH /api/v1/threads/{id}` with `{\"metadata\": {\"bench\": \"<new value>\"}}`"
-           " and `Authorization: Bearer tk_…` (the peer: `PATCH /threads/{id}`, same body, no auth);"
-           " a new value every time, so every request is a real change that bumps the version and writes"
-           " a history event. `pgbench` runs the same merge as one jsonb `UPDATE` (bench/pgbench/patch.sql),"
-           " with the same 16 connections, on the same rows: the database's own limit. \"CPU ms/req\" is the"
-           " server processes' own CPU time (user + system, from /proc) per request: ours the server's"
-           " workers (PostgreSQL's share not included), the peer its one process.",
-           ""]
+    out = [
+        "## PATCH over HTTP",
+        "",
+        'Each request: `PATCH /api/v1/threads/{id}` with `{"metadata": {"bench": "<new value>"}}`'
+        " and `Authorization: Bearer tk_…` (the peer: `PATCH /threads/{id}`, same body, no auth);"
+        " a new value every time, so every request is a real change that bumps the version and writes"
+        " a history event. `pgbench` runs the same merge as one jsonb `UPDATE` (bench/pgbench/patch.sql),"
+        ' with the same 16 connections, on the same rows: the database\'s own limit. "CPU ms/req" is the'
+        " server processes' own CPU time (user + system, from /proc) per request: ours the server's"
+        " workers (PostgreSQL's share not included), the peer its one process.",
+        "",
+    ]
     if not patch.get("peer_available"):
         out += ["**The peer did not run** (see bench/out/peer.log); only our figures are shown.", ""]
-    for mode, label in (("1", "one thread (every request on the same row)"), ("1000", "1,000 threads"),
-                        ("1000-nohc", "1,000 threads, connection health checks off (DATABASE_CONN_HEALTH_CHECKS=0)")):
+    for mode, label in (
+        ("1", "one thread (every request on the same row)"),
+        ("1000", "1,000 threads"),
+        ("1000-nohc", "1,000 threads, connection health checks off (DATABASE_CONN_HEALTH_CHECKS=0)"),
+    ):
         if mode not in patch["modes"]:
             continue
         data = patch["modes"][mode]
-        out += [f"### {label}", "",
-                "| round | ours req/s | p50 ms | p99 ms | errors | CPU ms/req | peer req/s | p50 ms | p99 ms | errors"
-                " | CPU ms/req | ours/peer |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"### {label}",
+            "",
+            "| round | ours req/s | p50 ms | p99 ms | errors | CPU ms/req | peer req/s | p50 ms | p99 ms | errors"
+            " | CPU ms/req | ours/peer |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for i, r in enumerate(data["rounds"], 1):
             o, p = r["ours"], r.get("peer")
-            peer = (f"{p['rps']:.0f} | {_ms(p['p50_us'])} | {_ms(p['p99_us'])} | {p['errors']} | {_cpu(p)} |"
-                    f" {r['ratio']:.2f}x" if p else "– | – | – | – | – | –")
-            out.append(f"| {i} | {o['rps']:.0f} | {_ms(o['p50_us'])} | {_ms(o['p99_us'])} | {o['errors']} | {_cpu(o)} |"
-                       f" {peer} |")
+            peer = (
+                f"{p['rps']:.0f} | {_ms(p['p50_us'])} | {_ms(p['p99_us'])} | {p['errors']} | {_cpu(p)} |"
+                f" {r['ratio']:.2f}x"
+                if p
+                else "– | – | – | – | – | –"
+            )
+            out.append(
+                f"| {i} | {o['rps']:.0f} | {_ms(o['p50_us'])} | {_ms(o['p99_us'])} | {o['errors']} | {_cpu(o)} |"
+                f" {peer} |"
+            )
         s = _patch_summary(data)
-        out += ["", f"Median: ours {s['rps']:.0f} req/s"
-                + (f", peer {s['peer_rps']:.0f} req/s, ratio **{s['ratio']:.2f}x**" if s["ratio"] else "")
-                + f". Database limit (pgbench, same UPDATE, 16 connections): {s['db']:.0f} tps;"
-                f" ours/database = {s['rps'] / s['db']:.2f}.", ""]
+        out += [
+            "",
+            f"Median: ours {s['rps']:.0f} req/s"
+            + (f", peer {s['peer_rps']:.0f} req/s, ratio **{s['ratio']:.2f}x**" if s["ratio"] else "")
+            + f". Database limit (pgbench, same UPDATE, 16 connections): {s['db']:.0f} tps;"
+            f" ours/database = {s['rps'] / s['db']:.2f}.",
+            "",
+        ]
     return out
 
 
@@ -388,37 +478,54 @@ def _cpu(run: dict) -> str:
 
 
 def _memory(mem: dict) -> list[str]:
-    out = ["## Worker memory", "",
-           f"{mem['requests']:,} PATCH requests on 1,000 threads ({mem['errors']} errors); RSS of each server"
-           " worker read from `/proc/<pid>/status` every 2 s. \"Warm\" is the first sample after 10% of the"
-           " requests (imports, connection and caches settled).", "",
-           "| worker | before the load MiB | warm MiB | final MiB | max MiB | growth warm to final |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "## Worker memory",
+        "",
+        f"{mem['requests']:,} PATCH requests on 1,000 threads ({mem['errors']} errors); RSS of each server"
+        ' worker read from `/proc/<pid>/status` every 2 s. "Warm" is the first sample after 10% of the'
+        " requests (imports, connection and caches settled).",
+        "",
+        "| worker | before the load MiB | warm MiB | final MiB | max MiB | growth warm to final |",
+        "|---|---|---|---|---|---|",
+    ]
     for w in mem["workers"]:
-        out.append(f"| {w['pid']} | {w.get('start_mib', 0):.1f} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} |"
-                   f" {w['max_mib']:.1f} | {w['growth']:+.1%} |")
+        out.append(
+            f"| {w['pid']} | {w.get('start_mib', 0):.1f} | {w['warm_mib']:.1f} | {w['final_mib']:.1f} |"
+            f" {w['max_mib']:.1f} | {w['growth']:+.1%} |"
+        )
     if mem.get("restarted"):
         out.append(f"\nWorkers that went away during the run: {mem['restarted']}")
     points = mem["samples"][:: max(1, len(mem["samples"]) // 12)]
-    out += ["", "Samples (requests served: RSS of each worker, MiB): "
-            + "; ".join(f"{s['requests']:,}: " + "/".join(f"{(v or 0) / 1024:.1f}" for v in s["rss_kib"].values())
-                        for s in points), ""]
+    out += [
+        "",
+        "Samples (requests served: RSS of each worker, MiB): "
+        + "; ".join(
+            f"{s['requests']:,}: " + "/".join(f"{(v or 0) / 1024:.1f}" for v in s["rss_kib"].values()) for s in points
+        ),
+        "",
+    ]
     return out
 
 
 def _list(rows: list[dict], title: str) -> list[str]:
-    out = [f"## List — {title}", "",
-           "Server time of `GET /api/v1/threads` (default order, newest first, 20 a page) through the whole"
-           " Django and DRF stack, in-process (Django's test client, no network), with an API key."
-           " \"deep cursor\" is a cursor 90% of the way down the organization's list; the first and the deep"
-           " page are requested alternately. \"SQL execution\" is PostgreSQL's own time for the page's query"
-           " (EXPLAIN ANALYZE); the rest of the server time is Python.", "",
-           "| filter | page | p50 ms | p99 ms | requests | rows | queries | SQL execution ms | plan |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        f"## List — {title}",
+        "",
+        "Server time of `GET /api/v1/threads` (default order, newest first, 20 a page) through the whole"
+        " Django and DRF stack, in-process (Django's test client, no network), with an API key."
+        ' "deep cursor" is a cursor 90% of the way down the organization\'s list; the first and the deep'
+        " page are requested alternately. \"SQL execution\" is PostgreSQL's own time for the page's query"
+        " (EXPLAIN ANALYZE); the rest of the server time is Python.",
+        "",
+        "| filter | page | p50 ms | p99 ms | requests | rows | queries | SQL execution ms | plan |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         db = "–" if r.get("db_ms") is None else f"{r['db_ms']:.2f}"
-        out.append(f"| {r['case']} | {r['page']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['n']} | {r['rows']} |"
-                   f" {r['queries']} | {db} | {r['plan_verdict'].replace('index only', 'index scans')} |")
+        out.append(
+            f"| {r['case']} | {r['page']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['n']} | {r['rows']} |"
+            f" {r['queries']} | {db} | {r['plan_verdict'].replace('index only', 'index scans')} |"
+        )
     return [*out, ""]
 
 

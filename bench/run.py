@@ -147,13 +147,17 @@ def stop(proc: subprocess.Popen, name: str) -> None:
 
 # --- databases --------------------------------------------------------------------------------
 
+
 def django_env(database_url: str) -> dict:
     return {**os.environ, **SERVER_ENV, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
 
 
 def prepare(database_url: str, main: int, other: int) -> dict:
-    proc = run([sys.executable, str(HERE / "tasks.py"), "prepare", str(main), str(other)],
-               timeout=3600, env=django_env(database_url))
+    proc = run(
+        [sys.executable, str(HERE / "tasks.py"), "prepare", str(main), str(other)],
+        timeout=3600,
+        env=django_env(database_url),
+    )
     sys.stderr.write(proc.stderr[-3000:])
     if proc.returncode:
         raise RuntimeError("prepare failed")
@@ -168,14 +172,19 @@ def ensure_pg_database(name: str) -> None:
 
 # --- servers ----------------------------------------------------------------------------------
 
+
 @contextmanager
 def server(name: str, args: list[str], env: dict, ready_path: str, headers: dict | None = None):
     """An HTTP server of ours on a free port (``{port}`` in ``args`` is replaced by it), started in
     its own process group; yields its base URL and process once ``ready_path`` answers, and stops it."""
     port = free_port()
     proc = subprocess.Popen(
-        [arg.format(port=port) for arg in args], cwd=ROOT, env=env, start_new_session=True,
-        stdout=open(OUT / f"{name}.log", "a"), stderr=subprocess.STDOUT,
+        [arg.format(port=port) for arg in args],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=open(OUT / f"{name}.log", "a"),
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -188,18 +197,25 @@ def server(name: str, args: list[str], env: dict, ready_path: str, headers: dict
 def serve(database_url: str, key: str, extra_env: dict | None = None):
     """``manage.py serve``, the production entry point, with its default workers (or ``WORKERS``)."""
     workers = ["--workers", str(WORKERS)] if WORKERS else []
-    return server("serve", [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}",
-                            *workers],
-                  {**django_env(database_url), **(extra_env or {})}, "/api/v1/threads?limit=1",
-                  {"Authorization": f"Bearer {key}"})
+    return server(
+        "serve",
+        [str(BIN / "python"), "manage.py", "serve", "--host", "127.0.0.1", "--port", "{port}", *workers],
+        {**django_env(database_url), **(extra_env or {})},
+        "/api/v1/threads?limit=1",
+        {"Authorization": f"Bearer {key}"},
+    )
 
 
 def gunicorn(database_url: str, key: str):
     """gunicorn from the [bench] extra (.venv-bench), the server ``serve`` is compared with, in its
     best configuration measured here: ``GUNICORN_ARGS``."""
-    return server("gunicorn", [str(BENCH_BIN / "gunicorn"), "threads_project.wsgi", "-b", "127.0.0.1:{port}",
-                                  *GUNICORN_ARGS],
-                  django_env(database_url), "/api/v1/threads?limit=1", {"Authorization": f"Bearer {key}"})
+    return server(
+        "gunicorn",
+        [str(BENCH_BIN / "gunicorn"), "threads_project.wsgi", "-b", "127.0.0.1:{port}", *GUNICORN_ARGS],
+        django_env(database_url),
+        "/api/v1/threads?limit=1",
+        {"Authorization": f"Bearer {key}"},
+    )
 
 
 @contextmanager
@@ -217,12 +233,20 @@ def peer_server():
     port = free_port()
     logfile = OUT / "peer.log"
     shutil.rmtree(HERE / "peer" / ".langgraph_api", ignore_errors=True)  # start empty, like ours
-    env = {**os.environ, "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
-           "LANGGRAPH_NO_VERSION_CHECK": "true", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "LOG_LEVEL": "WARNING",
+    }
     proc = subprocess.Popen(
         [str(exe), "dev", "--no-reload", "--no-browser", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=HERE / "peer", env=env, start_new_session=True,
-        stdout=open(logfile, "w"), stderr=subprocess.STDOUT,
+        cwd=HERE / "peer",
+        env=env,
+        start_new_session=True,
+        stdout=open(logfile, "w"),
+        stderr=subprocess.STDOUT,
     )
     try:
         base = None
@@ -250,8 +274,9 @@ def peer_threads(base: str, count: int) -> list[str]:
     def create(n: int) -> str:
         metadata = json.loads(seed.row("bench-main", "", n)[3])
         body = json.dumps({"metadata": metadata}).encode()
-        request = urllib.request.Request(f"{base}/threads", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/threads", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         return json.loads(urllib.request.urlopen(request, timeout=10).read())["thread_id"]
 
     with ThreadPoolExecutor(8) as pool:  # bounded: `count` requests, 8 at a time
@@ -259,6 +284,7 @@ def peer_threads(base: str, count: int) -> list[str]:
 
 
 # --- load -------------------------------------------------------------------------------------
+
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes (and their finished children) so far."""
@@ -273,19 +299,33 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int, pids: list[int] = ()) -> dict:
-    data = wrk_run(url_base, "patch.lua", [str(ids_file), prefix, key], duration,
-                   {"server": lambda: list(pids)} if pids else {})
+    data = wrk_run(
+        url_base, "patch.lua", [str(ids_file), prefix, key], duration, {"server": lambda: list(pids)} if pids else {}
+    )
     # The server's own CPU per request: a figure that the machine's other load moves less.
     data["server_cpu_ms"] = data["cpu_ms"].get("server")
     return data
 
 
-def wrk_run(url_base: str, script: str, args: list[str], duration: int,
-            cpu_of: dict[str, Callable[[], list[int]]]) -> dict:
+def wrk_run(
+    url_base: str, script: str, args: list[str], duration: int, cpu_of: dict[str, Callable[[], list[int]]]
+) -> dict:
     """One wrk load with ``bench/wrk/<script>``; ``cpu_ms``: the CPU time (ms per request) that
     each group of processes spent meanwhile (each group's pids are listed before and after)."""
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s", "--latency",
-           "-s", str(HERE / "wrk" / script), url_base, "--", *args]
+    cmd = [
+        "wrk",
+        "-t2",
+        f"-c{CONNECTIONS}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(HERE / "wrk" / script),
+        url_base,
+        "--",
+        *args,
+    ]
     before = {name: {pid: cpu_seconds([pid]) for pid in pids()} for name, pids in cpu_of.items()}
     proc = run(cmd, timeout=duration + 60)
     spent = {}
@@ -299,19 +339,36 @@ def wrk_run(url_base: str, script: str, args: list[str], duration: int,
     data = json.loads(found.group(1))
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     data["errors"] = data["non2xx"] + data["socket_errors"]
-    data["cpu_ms"] = {name: cpu * 1000 / data["requests"] if data["requests"] else None
-                      for name, cpu in spent.items()}
+    data["cpu_ms"] = {name: cpu * 1000 / data["requests"] if data["requests"] else None for name, cpu in spent.items()}
     return data
 
 
 def pgbench(org: str, base: int, stride: int, spread: int, duration: int, database: str = PG_DB) -> dict:
-    return pgbench_run(HERE / "pgbench" / "patch.sql", {"org": org, "base": base, "stride": stride, "spread": spread},
-                       duration, database)
+    return pgbench_run(
+        HERE / "pgbench" / "patch.sql",
+        {"org": org, "base": base, "stride": stride, "spread": spread},
+        duration,
+        database,
+    )
 
 
 def pgbench_run(script: Path, defines: dict, duration: int, database: str, mode: str = "prepared") -> dict:
-    cmd = ["pgbench", "-n", "-M", mode, "-c", str(CONNECTIONS), "-j", "2", "-T", str(duration), "-f", str(script),
-           *[arg for name, value in defines.items() for arg in ("-D", f"{name}={value}")], f"{PG}/{database}"]
+    cmd = [
+        "pgbench",
+        "-n",
+        "-M",
+        mode,
+        "-c",
+        str(CONNECTIONS),
+        "-j",
+        "2",
+        "-T",
+        str(duration),
+        "-f",
+        str(script),
+        *[arg for name, value in defines.items() for arg in ("-D", f"{name}={value}")],
+        f"{PG}/{database}",
+    ]
     proc = run(cmd, timeout=duration + 60)
     tps = re.search(r"tps = ([\d.]+)", proc.stdout)
     latency = re.search(r"latency average = ([\d.]+) ms", proc.stdout)
@@ -343,15 +400,16 @@ def patch_section(info: dict) -> dict:
             row = {}
             for who in ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]:  # A/B, then B/A
                 if who == "ours":
-                    row["ours"] = wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], DURATION,
-                                      ours_pids)
+                    row["ours"] = wrk(base, "/api/v1/threads/", files[f"ours-{mode}"], info["key"], DURATION, ours_pids)
                 elif peer:
                     row["peer"] = wrk(peer, "/threads/", files[f"peer-{mode}"], "", DURATION, peer_pids)
                 else:
                     continue
-                log(f"  round {r + 1} {who}: {row[who]['rps']:.0f} req/s, p50 {row[who]['p50_us'] / 1000:.1f} ms,"
+                log(
+                    f"  round {r + 1} {who}: {row[who]['rps']:.0f} req/s, p50 {row[who]['p50_us'] / 1000:.1f} ms,"
                     f" p99 {row[who]['p99_us'] / 1000:.1f} ms, errors {row[who]['errors']},"
-                    f" server CPU {row[who]['server_cpu_ms'] or 0:.2f} ms/request")
+                    f" server CPU {row[who]['server_cpu_ms'] or 0:.2f} ms/request"
+                )
             if "peer" in row:
                 row["ratio"] = row["ours"]["rps"] / row["peer"]["rps"]
             rounds.append(row)
@@ -389,8 +447,9 @@ def tree(pid: int) -> list[int]:
 
 def pg_backends(database: str) -> list[int]:
     """The PostgreSQL server processes of the connections to ``database``."""
-    out = run(["psql", f"{PG}/postgres", "-Atc",
-               f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"], 30).stdout
+    out = run(
+        ["psql", f"{PG}/postgres", "-Atc", f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"], 30
+    ).stdout
     return [int(pid) for pid in out.split()]
 
 
@@ -410,8 +469,10 @@ def alternate(label: str, loads: dict[str, Callable[[int], dict]]) -> list[dict]
         for name in names if r % 2 == 0 else names[::-1]:
             row[name] = result = loads[name](DURATION)
             cpu = ", ".join(f"{group} {ms:.2f}" for group, ms in result["cpu_ms"].items() if ms is not None)
-            log(f"  {label}, round {r + 1} {name}: {result['rps']:.0f} req/s, p50 {result['p50_us'] / 1000:.1f} ms,"
-                f" p99 {result['p99_us'] / 1000:.1f} ms, errors {result['errors']}, CPU ms/request: {cpu}")
+            log(
+                f"  {label}, round {r + 1} {name}: {result['rps']:.0f} req/s, p50 {result['p50_us'] / 1000:.1f} ms,"
+                f" p99 {result['p99_us'] / 1000:.1f} ms, errors {result['errors']}, CPU ms/request: {cpu}"
+            )
         if len(row) == 2:
             row["ratio"] = row[names[0]]["rps"] / row[names[1]]["rps"]
         rounds.append(row)
@@ -432,14 +493,19 @@ def parity_section() -> dict:
         files[case] = OUT / f"parity-ours-{case}.ids"
         files[case].write_text("\n".join(seed.thread_id("bench-main", n) for n in ns) + "\n")
     # pgbench's list: the very SQL the list view runs, its bucket drawn at random.
-    captured = json.loads(run([sys.executable, str(HERE / "tasks.py"), "list_sql", info["key"]], 300,
-                              env=django_env(database_url)).stdout.strip().splitlines()[-1])
+    captured = json.loads(
+        run([sys.executable, str(HERE / "tasks.py"), "list_sql", info["key"]], 300, env=django_env(database_url))
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     literal = json.dumps({"bucket": captured["placeholder"]})
     assert captured["sql"].count(f"'{literal}'::jsonb") == 1, captured["sql"]
     list_sql = OUT / "parity-list.sql"
-    list_sql.write_text(f"\\set b random(0, {seed.BUCKETS - 1})\n"
-                        + captured["sql"].replace(f"'{literal}'::jsonb", "jsonb_build_object('bucket', (:b)::text)")
-                        + ";\n")
+    list_sql.write_text(
+        f"\\set b random(0, {seed.BUCKETS - 1})\n"
+        + captured["sql"].replace(f"'{literal}'::jsonb", "jsonb_build_object('bucket', (:b)::text)")
+        + ";\n"
+    )
 
     def ours(base: str, proc: subprocess.Popen, case: str) -> Callable[[int], dict]:
         cpu_of = {"server": lambda: tree(proc.pid), "postgres": lambda: pg_backends(database)}
@@ -447,8 +513,12 @@ def parity_section() -> dict:
             return lambda d: wrk_run(base, "list.lua", ["ours", str(seed.BUCKETS), info["key"]], d, cpu_of)
         return lambda d: wrk_run(base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], d, cpu_of)
 
-    results: dict = {"threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS, "buckets": seed.BUCKETS,
-                     "cases": {}}
+    results: dict = {
+        "threads": PARITY_THREADS,
+        "workers": WORKERS or SERVE_WORKERS,
+        "buckets": seed.BUCKETS,
+        "cases": {},
+    }
     with peer_server() as (peer, peer_pids):
         results["peer_available"] = peer is not None
         if peer:
@@ -477,8 +547,9 @@ def parity_section() -> dict:
                     db = pgbench_run(list_sql, {}, DURATION, database, mode="simple")
                 else:
                     org_rows = dict(zip(("base", "stride", "spread"), pg_rows[case], strict=True))
-                    db = pgbench_run(HERE / "pgbench" / "patch.sql", {"org": info["org"], **org_rows}, DURATION,
-                                     database)
+                    db = pgbench_run(
+                        HERE / "pgbench" / "patch.sql", {"org": info["org"], **org_rows}, DURATION, database
+                    )
                 log(f"  parity {case}, pgbench: {db['tps']:.0f} tps")
                 results["cases"][case] = {"rounds": rounds, "pgbench": db}
     if (BENCH_BIN / "gunicorn").exists():
@@ -486,13 +557,18 @@ def parity_section() -> dict:
         vacuum(database)
         with serve(database_url, info["key"]) as (base, proc), gunicorn(database_url, info["key"]) as (gbase, gproc):
             results["gunicorn"] = " ".join(GUNICORN_ARGS)
-            results["variant"] = alternate("serve vs gunicorn", {
-                "serve": ours(base, proc, SPREAD_200), "gunicorn": ours(gbase, gproc, SPREAD_200),
-            })
+            results["variant"] = alternate(
+                "serve vs gunicorn",
+                {
+                    "serve": ours(base, proc, SPREAD_200),
+                    "gunicorn": ours(gbase, gproc, SPREAD_200),
+                },
+            )
     return results
 
 
 # --- memory -----------------------------------------------------------------------------------
+
 
 def children(pid: int) -> list[int]:
     try:
@@ -525,8 +601,13 @@ def memory_section(info: dict) -> dict:
 
         def sample() -> None:
             while not done.is_set():
-                samples.append({"t": round(time.monotonic() - started, 1), "requests": total["requests"],
-                                "rss_kib": {str(w): rss_kib(w) for w in workers}})
+                samples.append(
+                    {
+                        "t": round(time.monotonic() - started, 1),
+                        "requests": total["requests"],
+                        "rss_kib": {str(w): rss_kib(w) for w in workers},
+                    }
+                )
                 done.wait(2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -538,12 +619,19 @@ def memory_section(info: dict) -> dict:
             total["requests"] += result["requests"]
             total["errors"] += result["errors"]
             slices += 1
-            log(f"  memory: {total['requests']:,} requests, RSS "
-                + ", ".join(f"{rss_kib(w) / 1024:.1f} MiB" for w in workers if rss_kib(w)))
+            log(
+                f"  memory: {total['requests']:,} requests, RSS "
+                + ", ".join(f"{rss_kib(w) / 1024:.1f} MiB" for w in workers if rss_kib(w))
+            )
         done.set()
         sampler.join(5)
-        samples.append({"t": round(time.monotonic() - started, 1), "requests": total["requests"],
-                        "rss_kib": {str(w): rss_kib(w) for w in workers}})
+        samples.append(
+            {
+                "t": round(time.monotonic() - started, 1),
+                "requests": total["requests"],
+                "rss_kib": {str(w): rss_kib(w) for w in workers},
+            }
+        )
         alive = [w for w in workers if rss_kib(w)]
     # Warm: the first sample after 10% of the requests (imports, caches and pools are filled).
     warm = next((s for s in samples if s["requests"] >= MEM_REQUESTS // 10), samples[0])
@@ -552,19 +640,34 @@ def memory_section(info: dict) -> dict:
     for w in workers:
         a, b = warm["rss_kib"].get(str(w)), final["rss_kib"].get(str(w))
         if a and b:
-            per_worker.append({"pid": w, "start_mib": (samples[0]["rss_kib"].get(str(w)) or 0) / 1024,
-                               "warm_mib": a / 1024, "final_mib": b / 1024,
-                               "max_mib": max(s["rss_kib"].get(str(w)) or 0 for s in samples) / 1024,
-                               "growth": (b - a) / a})
-    return {"requests": total["requests"], "errors": total["errors"], "workers": per_worker,
-            "restarted": sorted(set(workers) - set(alive)), "samples": samples}
+            per_worker.append(
+                {
+                    "pid": w,
+                    "start_mib": (samples[0]["rss_kib"].get(str(w)) or 0) / 1024,
+                    "warm_mib": a / 1024,
+                    "final_mib": b / 1024,
+                    "max_mib": max(s["rss_kib"].get(str(w)) or 0 for s in samples) / 1024,
+                    "growth": (b - a) / a,
+                }
+            )
+    return {
+        "requests": total["requests"],
+        "errors": total["errors"],
+        "workers": per_worker,
+        "restarted": sorted(set(workers) - set(alive)),
+        "samples": samples,
+    }
 
 
 # --- list -------------------------------------------------------------------------------------
 
+
 def list_section(database_url: str, main: int, key: str) -> list[dict]:
-    proc = run([sys.executable, str(HERE / "tasks.py"), "list", str(main), str(LIST_REPEAT), key],
-               timeout=1800, env=django_env(database_url))
+    proc = run(
+        [sys.executable, str(HERE / "tasks.py"), "list", str(main), str(LIST_REPEAT), key],
+        timeout=1800,
+        env=django_env(database_url),
+    )
     sys.stderr.write(proc.stderr[-6000:])
     if proc.returncode:
         raise RuntimeError("list timing failed")
@@ -572,8 +675,9 @@ def list_section(database_url: str, main: int, key: str) -> list[dict]:
 
 
 def ops_section(database_url: str) -> list[dict]:
-    proc = run([sys.executable, str(HERE / "ops_pages.py"), str(OPS_REPEAT)], timeout=3600,
-               env=django_env(database_url))
+    proc = run(
+        [sys.executable, str(HERE / "ops_pages.py"), str(OPS_REPEAT)], timeout=3600, env=django_env(database_url)
+    )
     sys.stderr.write(proc.stderr[-8000:])
     if proc.returncode:
         raise RuntimeError("operator pages timing failed")
@@ -589,10 +693,17 @@ print(f"granian {m.version('granian')} (WSGI)")
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
 
     def version(cmd: list[str]) -> str:
         try:
@@ -609,13 +720,18 @@ def machine() -> dict:
     peer_version = re.search(r"Version: (\S+)", peer)
     server = run([str(BIN / "python"), "-c", SERVER_VERSION], 60).stdout.strip() or "granian"
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(int(mem) / 1024 / 1024, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "postgresql": f"{pg} (synchronous_commit={sync})", "sqlite": sqlite3.sqlite_version,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": f"{pg} (synchronous_commit={sync})",
+        "sqlite": sqlite3.sqlite_version,
         "wrk": version(["wrk", "-v"]),
         "peer": f"langgraph-api {peer_version.group(1)}" if peer_version else "not installed",
         "server": server,
-        "commit": commit, "load_before": os.getloadavg(),
+        "commit": commit,
+        "load_before": os.getloadavg(),
     }
 
 
@@ -626,12 +742,23 @@ def main() -> None:
     if not shutil.which("wrk") or not shutil.which("pgbench"):
         raise SystemExit("wrk and pgbench are needed: bench/run.sh installs them")
     started = time.monotonic()
-    results: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": QUICK,
-                     "config": {"threads": THREADS, "other_threads": OTHER_THREADS, "sqlite_threads": SQLITE_THREADS,
-                                "duration_s": DURATION, "rounds": ROUNDS, "connections": CONNECTIONS,
-                                "memory_requests": MEM_REQUESTS, "list_repeat": LIST_REPEAT,
-                                "parity_threads": PARITY_THREADS, "workers": WORKERS or SERVE_WORKERS},
-                     "machine": machine()}
+    results: dict = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": QUICK,
+        "config": {
+            "threads": THREADS,
+            "other_threads": OTHER_THREADS,
+            "sqlite_threads": SQLITE_THREADS,
+            "duration_s": DURATION,
+            "rounds": ROUNDS,
+            "connections": CONNECTIONS,
+            "memory_requests": MEM_REQUESTS,
+            "list_repeat": LIST_REPEAT,
+            "parity_threads": PARITY_THREADS,
+            "workers": WORKERS or SERVE_WORKERS,
+        },
+        "machine": machine(),
+    }
     if "plain" in SECTIONS:
         log("PATCH, the plain comparison: both sides started empty (issue 18)")
         import plain

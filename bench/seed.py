@@ -31,9 +31,21 @@ EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 STEP = timedelta(seconds=30)
 
 TITLES = [
-    "Billing question", "Refund request", "Password reset", "Shipping delay", "Feature idea",
-    "Bug report", "Onboarding call", "Invoice copy", "API limits", "Account upgrade",
-    "Data export", "SSO setup", "Webhook failures", "Mobile app crash", "Pricing plans",
+    "Billing question",
+    "Refund request",
+    "Password reset",
+    "Shipping delay",
+    "Feature idea",
+    "Bug report",
+    "Onboarding call",
+    "Invoice copy",
+    "API limits",
+    "Account upgrade",
+    "Data export",
+    "SSO setup",
+    "Webhook failures",
+    "Mobile app crash",
+    "Pricing plans",
 ]
 # Tag popularity is skewed like real labels: a few common ones, a long tail.
 COMMON_TAGS = ["support", "sales", "billing", "bug", "feedback", "onboarding", "urgent"]
@@ -45,9 +57,24 @@ BUCKETS = 50  # metadata.bucket: "0".."49", the parity list's filter (about 100 
 LOCALES = ["en-US", "de-DE", "fr-FR", "es-ES", "ja-JP", "pt-BR"]
 
 COLUMNS = (
-    "id", "organization_id", "title", "metadata", "variables", "tags", "is_archived", "is_active",
-    "visible_in_ui", "is_pinned", "project_id", "assistant_id", "user_id", "message_count",
-    "last_activity_at", "created_at", "updated_at", "version",
+    "id",
+    "organization_id",
+    "title",
+    "metadata",
+    "variables",
+    "tags",
+    "is_archived",
+    "is_active",
+    "visible_in_ui",
+    "is_pinned",
+    "project_id",
+    "assistant_id",
+    "user_id",
+    "message_count",
+    "last_activity_at",
+    "created_at",
+    "updated_at",
+    "version",
 )
 
 
@@ -76,16 +103,24 @@ def row(slug: str, org_id: str, n: int) -> tuple:
     if n % 2 == 0:
         variables["plan_renewal"] = (created + timedelta(days=365)).date().isoformat()
     return (
-        thread_id(slug, n), org_id, f"{TITLES[n % len(TITLES)]} #{n}",
-        json.dumps(metadata), json.dumps(variables), json.dumps(tags),
+        thread_id(slug, n),
+        org_id,
+        f"{TITLES[n % len(TITLES)]} #{n}",
+        json.dumps(metadata),
+        json.dumps(variables),
+        json.dumps(tags),
         n % 5 == 0,  # 20% archived
         n % 10 != 1,
         n % 50 != 0,
         n % 97 == 0,
-        f"proj-{n % 20}", f"asst-{n % 8}", f"user-{n % 20000}",
+        f"proj-{n % 20}",
+        f"asst-{n % 8}",
+        f"user-{n % 20000}",
         messages,
         created + timedelta(minutes=messages) if messages else None,
-        created, created + timedelta(seconds=n % 1000), 1,
+        created,
+        created + timedelta(seconds=n % 1000),
+        1,
     )
 
 

@@ -64,8 +64,11 @@ def prepare(main_count: int, other_count: int) -> dict:
 
             settings = connection.settings_dict
             with psycopg.connect(
-                dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"],
-                port=settings["PORT"] or 5432, password=settings["PASSWORD"] or None,
+                dbname=settings["NAME"],
+                user=settings["USER"],
+                host=settings["HOST"],
+                port=settings["PORT"] or 5432,
+                password=settings["PASSWORD"] or None,
             ) as conn:
                 seed.seed_postgres(conn, todo)
         else:
@@ -80,8 +83,12 @@ def prepare(main_count: int, other_count: int) -> dict:
         seeded = None
     org = orgs[0][1]
     raw_key = api_key_create(org=org, name=f"bench {time.strftime('%H:%M:%S')}")[1]
-    return {"key": raw_key, "org": str(org.pk), "seed_seconds": seeded,
-            "counts": {MAIN: main_count, OTHER: other_count}}
+    return {
+        "key": raw_key,
+        "org": str(org.pk),
+        "seed_seconds": seeded,
+        "counts": {MAIN: main_count, OTHER: other_count},
+    }
 
 
 def _cursor_at(n: int) -> str:
@@ -162,17 +169,28 @@ def list_timings(main_count: int, repeat: int, key: str) -> list[dict]:
             plan = _explain(sql) if sql else []
             ok, verdict = _plan_ok(plan, sql)
             executed = next((line.split(":")[1].strip() for line in plan if line.startswith("Execution Time")), "")
-            results.append({
-                "case": label, "page": page, "params": query, "rows": rows, "n": len(times[page]),
-                "p50_ms": round(statistics.median(times[page]), 2),
-                "p99_ms": round(_percentile(times[page], 99), 2),
-                "db_ms": float(executed.split()[0]) if executed else None,
-                "queries": len(captured.captured_queries), "sql": sql, "plan": plan,
-                "plan_ok": ok, "plan_verdict": verdict,
-            })
+            results.append(
+                {
+                    "case": label,
+                    "page": page,
+                    "params": query,
+                    "rows": rows,
+                    "n": len(times[page]),
+                    "p50_ms": round(statistics.median(times[page]), 2),
+                    "p99_ms": round(_percentile(times[page], 99), 2),
+                    "db_ms": float(executed.split()[0]) if executed else None,
+                    "queries": len(captured.captured_queries),
+                    "sql": sql,
+                    "plan": plan,
+                    "plan_ok": ok,
+                    "plan_verdict": verdict,
+                }
+            )
             r = results[-1]
-            _log(f"  {label:<36} {page:<12} p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
-                 f"  db {r['db_ms'] if r['db_ms'] is not None else '-'} ms  rows {rows}  {verdict}")
+            _log(
+                f"  {label:<36} {page:<12} p50 {r['p50_ms']:>7.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
+                f"  db {r['db_ms'] if r['db_ms'] is not None else '-'} ms  rows {rows}  {verdict}"
+            )
     return results
 
 

@@ -67,8 +67,9 @@ def test_the_change_form_shows_the_history(admin_client, thread):
 
 
 def test_saving_merges_metadata_through_the_service(admin_client, admin_user, thread):
-    response = admin_client.post(change_url(thread), form_data(
-        thread, title="Renamed", metadata=json.dumps({"b": "2"}), is_pinned="on"))
+    response = admin_client.post(
+        change_url(thread), form_data(thread, title="Renamed", metadata=json.dumps({"b": "2"}), is_pinned="on")
+    )
 
     assert response.status_code == 302
     thread.refresh_from_db()
@@ -76,8 +77,7 @@ def test_saving_merges_metadata_through_the_service(admin_client, admin_user, th
     assert thread.variables == {"v": "x"} and thread.version == 2
     event = Event.objects.get(thread_id=thread.pk, version=2)
     assert (event.actor_type, event.actor_name) == ("user", admin_user.username)
-    assert event.changes["metadata"] == {"a": {"from": "1", "to": None},
-                                         "b": {"from": None, "to": "2"}}
+    assert event.changes["metadata"] == {"a": {"from": "1", "to": None}, "b": {"from": None, "to": "2"}}
     assert set(event.changes) == {"title", "metadata", "isPinned"}
 
 
@@ -91,8 +91,9 @@ def test_an_unchanged_form_writes_nothing(admin_client, thread):
 
 
 def test_a_limit_error_is_a_form_error_and_nothing_is_saved(admin_client, thread):
-    response = admin_client.post(change_url(thread), form_data(
-        thread, title="Changed", metadata=json.dumps({"a": "1", "long": "x" * 600})))
+    response = admin_client.post(
+        change_url(thread), form_data(thread, title="Changed", metadata=json.dumps({"a": "1", "long": "x" * 600}))
+    )
 
     assert response.status_code == 200
     assert "Metadata values cannot exceed 512 characters." in response.text
@@ -123,10 +124,19 @@ def test_a_form_loaded_before_another_change_is_refused(admin_client, thread, ap
 
 
 def test_adding_a_thread_goes_through_the_service(admin_client, org):
-    response = admin_client.post("/admin/threads/thread/add/", {
-        "organization": org.pk, "title": "Made in admin", "tags": "X", "metadata": "{}",
-        "variables": "{}", "is_active": "on", "visible_in_ui": "on", "_save": "Save",
-    })
+    response = admin_client.post(
+        "/admin/threads/thread/add/",
+        {
+            "organization": org.pk,
+            "title": "Made in admin",
+            "tags": "X",
+            "metadata": "{}",
+            "variables": "{}",
+            "is_active": "on",
+            "visible_in_ui": "on",
+            "_save": "Save",
+        },
+    )
 
     assert response.status_code == 302
     thread = Thread.objects.get(title="Made in admin")
@@ -188,17 +198,23 @@ def test_deleting_a_thread_keeps_its_history_readable(admin_client, thread):
     assert Event.objects.filter(thread_id=thread.pk, action="deleted").exists()
 
 
-@pytest.mark.parametrize(("action", "field", "value"), [
-    ("archive", "is_archived", True), ("unarchive", "is_archived", False),
-    ("hide", "visible_in_ui", False), ("show", "visible_in_ui", True),
-])
+@pytest.mark.parametrize(
+    ("action", "field", "value"),
+    [
+        ("archive", "is_archived", True),
+        ("unarchive", "is_archived", False),
+        ("hide", "visible_in_ui", False),
+        ("show", "visible_in_ui", True),
+    ],
+)
 def test_bulk_actions_go_through_the_service(admin_client, org, other_org, action, field, value):
     start = {"archive": False, "unarchive": True, "hide": True, "show": False}[action]
     name = {"is_archived": "isArchived", "visible_in_ui": "visibleInUi"}[field]
     threads = [thread_create(org=o, actor=ACTOR, data={name: start}) for o in (org, org, other_org)]
 
-    response = admin_client.post("/admin/threads/thread/", {
-        "action": action, "_selected_action": [str(t.pk) for t in threads]}, follow=True)
+    response = admin_client.post(
+        "/admin/threads/thread/", {"action": action, "_selected_action": [str(t.pk) for t in threads]}, follow=True
+    )
 
     assert "3 thread(s)" in response.text
     for thread in threads:
@@ -208,8 +224,11 @@ def test_bulk_actions_go_through_the_service(admin_client, org, other_org, actio
 
 
 def test_a_new_api_key_is_shown_once(admin_client, org):
-    response = admin_client.post("/admin/threads/apikey/add/", {
-        "organization": org.pk, "name": "ci", "scope": "read", "_save": "Save"}, follow=True)
+    response = admin_client.post(
+        "/admin/threads/apikey/add/",
+        {"organization": org.pk, "name": "ci", "scope": "read", "_save": "Save"},
+        follow=True,
+    )
 
     key = ApiKey.objects.get(name="ci")
     message = next(str(m) for m in response.context["messages"])

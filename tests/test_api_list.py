@@ -29,12 +29,25 @@ def make(org, **data):
 
 @pytest.fixture
 def three(org):
-    a = make(org, title="Alpha billing", tags=["billing", "vip"], metadata={"tier": "gold"},
-             projectId="p1", assistantId="as1", userId="u1")
-    b = make(org, title="Beta", tags=["billing"], metadata={"tier": "silver"}, isArchived=True,
-             visibleInUi=False, projectId="p2")
-    c = make(org, title="gamma BILLING", tags=["vip"], isPinned=True, isActive=False,
-             metadata={"tier": ["gold", "x"]})
+    a = make(
+        org,
+        title="Alpha billing",
+        tags=["billing", "vip"],
+        metadata={"tier": "gold"},
+        projectId="p1",
+        assistantId="as1",
+        userId="u1",
+    )
+    b = make(
+        org,
+        title="Beta",
+        tags=["billing"],
+        metadata={"tier": "silver"},
+        isArchived=True,
+        visibleInUi=False,
+        projectId="p2",
+    )
+    c = make(org, title="gamma BILLING", tags=["vip"], isPinned=True, isActive=False, metadata={"tier": ["gold", "x"]})
     return a, b, c
 
 
@@ -51,11 +64,19 @@ def test_tag_filters_and_repeated_tags_must_all_match(api, three):
 @pytest.mark.parametrize(
     "params, expected",
     [
-        ({"isArchived": "true"}, "b"), ({"isArchived": "false"}, "ac"), ({"isArchived": "any"}, "abc"),
-        ({"visibleInUi": "false"}, "b"), ({"isActive": "false"}, "c"), ({"isPinned": "true"}, "c"),
-        ({"projectId": "p1"}, "a"), ({"assistantId": "as1"}, "a"), ({"userId": "u1"}, "a"),
-        ({"metadata.tier": "gold"}, "a"), ({"metadata.tier": "silver"}, "b"),
-        ({"search": "billing"}, "ac"), ({"tag": "billing", "isArchived": "false"}, "a"),
+        ({"isArchived": "true"}, "b"),
+        ({"isArchived": "false"}, "ac"),
+        ({"isArchived": "any"}, "abc"),
+        ({"visibleInUi": "false"}, "b"),
+        ({"isActive": "false"}, "c"),
+        ({"isPinned": "true"}, "c"),
+        ({"projectId": "p1"}, "a"),
+        ({"assistantId": "as1"}, "a"),
+        ({"userId": "u1"}, "a"),
+        ({"metadata.tier": "gold"}, "a"),
+        ({"metadata.tier": "silver"}, "b"),
+        ({"search": "billing"}, "ac"),
+        ({"tag": "billing", "isArchived": "false"}, "a"),
     ],
 )
 def test_each_filter(api, three, params, expected):
@@ -70,8 +91,9 @@ def test_repeated_metadata_filters_must_all_match(api, org, three):
 
 def test_date_filters(api, org, three):
     old = Thread.objects.get(pk=three[0])
-    Thread.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10),
-                                           updated_at=timezone.now() - timedelta(days=10))
+    Thread.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=10), updated_at=timezone.now() - timedelta(days=10)
+    )
     cutoff = (timezone.now() - timedelta(days=1)).isoformat()
     assert set(ids(api.get("/api/v1/threads", {"createdAfter": cutoff}))) == set(three[1:])
     assert ids(api.get("/api/v1/threads", {"createdBefore": cutoff})) == [three[0]]
@@ -79,19 +101,26 @@ def test_date_filters(api, org, three):
 
 
 def test_invalid_filter_values_are_400_with_the_param(api, three):
-    for params, param in [({"isArchived": "maybe"}, "isArchived"), ({"createdAfter": "soon"}, "createdAfter"),
-                          ({"ordering": "colour"}, "ordering"), ({"limit": "many"}, "limit")]:
+    for params, param in [
+        ({"isArchived": "maybe"}, "isArchived"),
+        ({"createdAfter": "soon"}, "createdAfter"),
+        ({"ordering": "colour"}, "ordering"),
+        ({"limit": "many"}, "limit"),
+    ]:
         response = api.get("/api/v1/threads", params)
         assert response.status_code == 400
         assert response.json()["error"]["param"] == param
 
 
-@pytest.mark.parametrize("ordering", ["createdAt", "-createdAt", "updatedAt", "-updatedAt", "title",
-                                      "-title", "lastActivityAt", "-lastActivityAt"])
+@pytest.mark.parametrize(
+    "ordering",
+    ["createdAt", "-createdAt", "updatedAt", "-updatedAt", "title", "-title", "lastActivityAt", "-lastActivityAt"],
+)
 def test_ordering_walks_every_row_once_across_pages(api, org, ordering):
     made = [make(org, title=f"t{i % 3}") for i in range(7)]
     for thread_id in made[:3]:  # some with activity, the rest NULL
         from threads.services import message_add
+
         message_add(org=org, thread_id=thread_id, data={"role": "user", "content": "x"}, actor=ACTOR)
     seen, link = [], f"/api/v1/threads?limit=2&ordering={ordering}"
     while link:
@@ -100,12 +129,16 @@ def test_ordering_walks_every_row_once_across_pages(api, org, ordering):
         link = body["next"]
     assert sorted(seen) == sorted(made)
     rows = {str(t.pk): t for t in Thread.objects.all()}
-    field = {"createdAt": "created_at", "updatedAt": "updated_at", "title": "title",
-             "lastActivityAt": "last_activity_at"}[ordering.lstrip("-")]
+    field = {
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+        "title": "title",
+        "lastActivityAt": "last_activity_at",
+    }[ordering.lstrip("-")]
     values = [getattr(rows[i], field) for i in seen]
     present = [v for v in values if v is not None]
     assert present == sorted(present, reverse=ordering.startswith("-"))
-    assert values[len(present):] == [None] * (len(values) - len(present))  # NULLs last
+    assert values[len(present) :] == [None] * (len(values) - len(present))  # NULLs last
 
 
 def test_previous_links_walk_back_to_the_first_page(api, org):
@@ -125,14 +158,17 @@ def test_limit_defaults_to_20_and_is_capped_at_100(api, org):
     assert len(ids(api.get("/api/v1/threads", {"limit": 500}))) == 100
 
 
-@pytest.mark.parametrize("payload", [
-    {"v": {"t": "yesterday"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},
-    {"v": {"t": "2025-01-01T00:00:00+00:00"}, "k": "not-a-uuid"},
-    {"v": {"t": "2025-01-01T00:00:00"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # no time zone
-    {"v": None, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # createdAt is never NULL
-    {"v": [1], "k": "7d9f3c2e-0000-4000-8000-000000000000"},
-    ["v", "k"],
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"v": {"t": "yesterday"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},
+        {"v": {"t": "2025-01-01T00:00:00+00:00"}, "k": "not-a-uuid"},
+        {"v": {"t": "2025-01-01T00:00:00"}, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # no time zone
+        {"v": None, "k": "7d9f3c2e-0000-4000-8000-000000000000"},  # createdAt is never NULL
+        {"v": [1], "k": "7d9f3c2e-0000-4000-8000-000000000000"},
+        ["v", "k"],
+    ],
+)
 def test_an_invalid_cursor_is_400(api, three, payload):
     forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
     for cursor in ("not-a-cursor", forged):

@@ -28,15 +28,34 @@ def test_create_returns_201_with_location_etag_and_the_canonical_shape(api, org)
     assert response["Location"] == f"/api/v1/threads/{body['id']}"
     assert response["ETag"] == '"1"'
     assert set(body) == {
-        "id", "object", "title", "metadata", "variables", "tags", "isArchived", "isActive",
-        "visibleInUi", "isPinned", "projectId", "assistantId", "userId", "organizationId",
-        "messageCount", "lastActivityAt", "createdAt", "updatedAt", "version",
+        "id",
+        "object",
+        "title",
+        "metadata",
+        "variables",
+        "tags",
+        "isArchived",
+        "isActive",
+        "visibleInUi",
+        "isPinned",
+        "projectId",
+        "assistantId",
+        "userId",
+        "organizationId",
+        "messageCount",
+        "lastActivityAt",
+        "createdAt",
+        "updatedAt",
+        "version",
     }
     assert body["object"] == "thread"
     assert body["tags"] == ["x"]
     assert body["organizationId"] == str(org.pk)
     assert (body["isArchived"], body["isActive"], body["visibleInUi"], body["isPinned"]) == (
-        False, True, True, False,
+        False,
+        True,
+        True,
+        False,
     )
     assert body["messageCount"] == 0 and body["lastActivityAt"] is None and body["version"] == 1
     assert body["createdAt"].endswith("Z")
@@ -62,8 +81,9 @@ def test_the_id_of_a_deleted_thread_cannot_be_reused_409(api):
 
 def test_create_validates_like_patch(api):
     envelope(api.post("/api/v1/threads", {"id": "nope"}), 400, "invalid_parameters")
-    envelope(api.post("/api/v1/threads", {"metadata": {f"k{i}": "v" for i in range(17)}}), 422,
-             "metadata_limit_exceeded")
+    envelope(
+        api.post("/api/v1/threads", {"metadata": {f"k{i}": "v" for i in range(17)}}), 422, "metadata_limit_exceeded"
+    )
     assert Thread.objects.count() == 0
 
 
@@ -87,8 +107,15 @@ def test_patch_merges_and_bumps_the_version(api, thread):
 
 def test_patch_sets_every_writable_field(api, thread):
     patch = {
-        "title": "New", "tags": ["A", "b"], "isArchived": True, "isActive": False,
-        "visibleInUi": False, "isPinned": True, "projectId": "p1", "assistantId": "a1", "userId": "u1",
+        "title": "New",
+        "tags": ["A", "b"],
+        "isArchived": True,
+        "isActive": False,
+        "visibleInUi": False,
+        "isPinned": True,
+        "projectId": "p1",
+        "assistantId": "a1",
+        "userId": "u1",
     }
     body = api.patch(url(thread), patch).json()
     assert body["tags"] == ["a", "b"]
@@ -124,8 +151,13 @@ def test_unknown_and_read_only_fields_are_rejected_with_param(api, thread):
 
 @pytest.mark.parametrize(
     "patch",
-    [{"title": "a\u0000b"}, {"metadata": {"k": "\u0000"}}, {"metadata": {"\u0000": "v"}},
-     {"variables": {"k": "x\u0000"}}, {"tags": ["\u0000"]}],
+    [
+        {"title": "a\u0000b"},
+        {"metadata": {"k": "\u0000"}},
+        {"metadata": {"\u0000": "v"}},
+        {"variables": {"k": "x\u0000"}},
+        {"tags": ["\u0000"]},
+    ],
 )
 def test_a_nul_character_is_400_never_500(api, thread, patch):
     envelope(api.patch(url(thread), patch), 400, "invalid_parameters")

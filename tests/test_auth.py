@@ -74,26 +74,30 @@ def test_an_unsigned_alg_none_jwt_is_401(member, thread):
 
 
 def test_a_refresh_token_is_not_an_access_token(member, thread, client):
-    response = client.post("/api/v1/auth/token", {"username": "mia", "password": "pw-123456"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token", {"username": "mia", "password": "pw-123456"}, content_type="application/json"
+    )
     assert error_code(Api(response.json()["refresh"]).get(url(thread)), 401) == "invalid_token"
 
 
 def test_token_and_refresh_endpoints(member, thread, client):
-    response = client.post("/api/v1/auth/token", {"username": "mia", "password": "pw-123456"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token", {"username": "mia", "password": "pw-123456"}, content_type="application/json"
+    )
     assert response.status_code == 200
     tokens = response.json()
     assert Api(tokens["access"]).get(url(thread)).status_code == 200
-    refreshed = client.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]},
-                            content_type="application/json")
+    refreshed = client.post(
+        "/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, content_type="application/json"
+    )
     assert refreshed.status_code == 200
     assert Api(refreshed.json()["access"]).get(url(thread)).status_code == 200
 
 
 def test_wrong_credentials_at_the_token_endpoint_are_401(member, client):
-    response = client.post("/api/v1/auth/token", {"username": "mia", "password": "wrong"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token", {"username": "mia", "password": "wrong"}, content_type="application/json"
+    )
     assert error_code(response, 401) == "invalid_token"
     response = client.post("/api/v1/auth/token/refresh", {"refresh": "nope"}, content_type="application/json")
     assert error_code(response, 401) == "invalid_token"

@@ -47,8 +47,14 @@ def browser():
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()
@@ -90,16 +96,16 @@ def log_in(page, username: str) -> None:
 
 
 def api_get(page, thread, key: str) -> dict:
-    response = page.request.get(f"/api/v1/threads/{thread.pk}",
-                                headers={"Authorization": f"Bearer {key}"})
+    response = page.request.get(f"/api/v1/threads/{thread.pk}", headers={"Authorization": f"Bearer {key}"})
     assert response.status == 200
     return response.json()
 
 
 def test_an_operator_filters_and_archives_two_threads(page, org, member):
     key = api_key_create(org=org, name="check", scope="read")[1]
-    one = thread_create(org=org, actor=ACTOR, data={"title": "Refund one", "tags": ["billing"],
-                                                    "metadata": {"priority": "high"}})
+    one = thread_create(
+        org=org, actor=ACTOR, data={"title": "Refund one", "tags": ["billing"], "metadata": {"priority": "high"}}
+    )
     two = thread_create(org=org, actor=ACTOR, data={"title": "Refund two", "tags": ["billing"]})
     other = thread_create(org=org, actor=ACTOR, data={"title": "Login trouble", "tags": ["bug"]})
 
@@ -125,11 +131,17 @@ def test_an_operator_filters_and_archives_two_threads(page, org, member):
 
 def test_an_operator_edits_metadata_and_sees_an_inline_error(page, org, member):
     key = api_key_create(org=org, name="check", scope="read")[1]
-    thread = thread_create(org=org, actor=ACTOR, data={
-        "title": "Invoice question", "tags": ["billing"], "metadata": {"priority": "low"},
-        "variables": {"customer_name": "Ada"}})
-    message_add(org=org, thread_id=thread.pk, actor=ACTOR,
-                data={"role": "user", "content": "Where is my invoice?"})
+    thread = thread_create(
+        org=org,
+        actor=ACTOR,
+        data={
+            "title": "Invoice question",
+            "tags": ["billing"],
+            "metadata": {"priority": "low"},
+            "variables": {"customer_name": "Ada"},
+        },
+    )
+    message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "Where is my invoice?"})
 
     log_in(page, member.username)
     page.get_by_role("link", name="Invoice question").click()
@@ -173,8 +185,11 @@ def test_a_viewer_can_look_but_not_change(page, org, viewer):
     shot(page, "ops-thread-viewer")
 
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    response = page.request.post(f"/ops/threads/{thread.pk}/", headers={"X-CSRFToken": token},
-                                 form={"version": "1", "title": "Changed by a viewer"})
+    response = page.request.post(
+        f"/ops/threads/{thread.pk}/",
+        headers={"X-CSRFToken": token},
+        form={"version": "1", "title": "Changed by a viewer"},
+    )
     assert response.status == 403
     thread.refresh_from_db()
     assert thread.title == "Read me" and thread.version == 1
@@ -218,8 +233,7 @@ def test_the_admin_changelist_and_change_form(page, org, django_user_model):
     shot(page, "admin-change-form-saved")
 
 
-def test_the_superuser_sees_another_organization_on_the_ops_pages(page, org, other_org,
-                                                                  django_user_model):
+def test_the_superuser_sees_another_organization_on_the_ops_pages(page, org, other_org, django_user_model):
     django_user_model.objects.create_superuser("root", password=PASSWORD)
     thread_create(org=other_org, actor=ACTOR, data={"title": "Globex thread"})
 

@@ -62,8 +62,9 @@ def test_a_chat_token_lists_and_adds_messages(chat, thread):
     assert len(chat.get(url(thread, "/messages")).json()["results"]) == 1
 
 
-@pytest.mark.parametrize("body", [{"title": "x"}, {"tags": ["x"]}, {"isArchived": True},
-                                  {"metadata": {"a": "2"}, "isPinned": True}])
+@pytest.mark.parametrize(
+    "body", [{"title": "x"}, {"tags": ["x"]}, {"isArchived": True}, {"metadata": {"a": "2"}, "isPinned": True}]
+)
 def test_a_chat_token_cannot_patch_other_fields(chat, thread, body):
     assert code(chat.patch(url(thread), body), 403) == "permission_denied"
     thread.refresh_from_db()

@@ -54,11 +54,29 @@ def make_thread(org, messages=(), **data):
 
 # --- update_thread ---------------------------------------------------------------------------
 
+
 def test_update_thread_merges_the_patch_and_prints_the_thread(thread):
     out, _ = run(
-        "update_thread", str(thread.pk), "--set", "b=2", "--unset", "a", "--var", "w=z=1",
-        "--unset-var", "v", "--title", "Renamed", "--tag", " Two ", "--untag", "one",
-        "--archive", "--hide", "--if-version", "1",
+        "update_thread",
+        str(thread.pk),
+        "--set",
+        "b=2",
+        "--unset",
+        "a",
+        "--var",
+        "w=z=1",
+        "--unset-var",
+        "v",
+        "--title",
+        "Renamed",
+        "--tag",
+        " Two ",
+        "--untag",
+        "one",
+        "--archive",
+        "--hide",
+        "--if-version",
+        "1",
     )
     thread.refresh_from_db()
     assert (thread.metadata, thread.variables, thread.tags) == ({"b": "2"}, {"w": "z=1"}, ["two"])
@@ -67,9 +85,7 @@ def test_update_thread_merges_the_patch_and_prints_the_thread(thread):
     assert json.loads(out) == json.loads(json.dumps(ThreadSerializer(thread).data))
     event = events_of(thread)[-1]
     assert (event.actor_type, event.actor_name) == ("command", "update_thread")
-    assert event.changes["metadata"] == {
-        "a": {"from": "1", "to": None}, "b": {"from": None, "to": "2"}
-    }
+    assert event.changes["metadata"] == {"a": {"from": "1", "to": None}, "b": {"from": None, "to": "2"}}
 
 
 def test_update_thread_with_nothing_new_writes_no_event(thread):
@@ -138,15 +154,23 @@ def subprocess_env() -> dict[str, str]:
 def manage(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args],
-        capture_output=True, text=True, env=subprocess_env(), timeout=120,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
     )
 
 
 def test_update_thread_from_the_shell_fails_with_status_1_and_one_line(transactional_db):
     org = make_org("shell")
     thread = make_thread(org, title="Before", metadata={"a": "1"})
-    for args in (["--bogus"], ["--if-version", "two"], ["--set", "novalue"],
-                 ["--title", "x" * 300], ["--if-version", "9", "--title", "T"]):
+    for args in (
+        ["--bogus"],
+        ["--if-version", "two"],
+        ["--set", "novalue"],
+        ["--title", "x" * 300],
+        ["--if-version", "9", "--title", "T"],
+    ):
         done = manage("update_thread", str(thread.pk), *args)
         assert done.returncode == 1, (args, done.stderr)
         assert done.stderr.startswith("CommandError: "), done.stderr
@@ -162,6 +186,7 @@ def test_update_thread_from_the_shell_fails_with_status_1_and_one_line(transacti
 
 
 # --- issue_chat_token ------------------------------------------------------------------------
+
 
 def test_issue_chat_token_prints_a_token_for_the_thread_on_the_last_line(thread):
     out, _ = run("issue_chat_token", str(thread.pk), "--ttl", "120")
@@ -182,6 +207,7 @@ def test_issue_chat_token_refuses_an_unknown_thread(db):
 
 
 # --- archive_stale_threads -------------------------------------------------------------------
+
 
 @pytest.fixture
 def stale(org, other_org):
@@ -227,11 +253,14 @@ def test_archive_stale_threads_counts_the_last_message_not_the_creation(org):
     assert run("archive_stale_threads", "--inactive-days", "0", "--dry-run")[0].startswith("1 ")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--inactive-days", "-1"], "--inactive-days must be 0 or more"),
-    ([], "the following arguments are required: --inactive-days"),
-    (["--inactive-days", "3", "--org", "nope"], "No organization 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--inactive-days", "-1"], "--inactive-days must be 0 or more"),
+        ([], "the following arguments are required: --inactive-days"),
+        (["--inactive-days", "3", "--org", "nope"], "No organization 'nope'"),
+    ],
+)
 def test_archive_stale_threads_refuses_bad_input(db, args, message):
     with pytest.raises(CommandError, match=message):
         run("archive_stale_threads", *args)
@@ -239,16 +268,26 @@ def test_archive_stale_threads_refuses_bad_input(db, args, message):
 
 # --- export_threads and import_threads -------------------------------------------------------
 
+
 @pytest.fixture
 def varied(org, other_org):
     """Threads with every kind of field, and one of another organization."""
-    make_thread(org, title="Élan ✓", metadata={"k": "v", "list": ["a", "b"]},
-                variables={"name": "Ada"}, tags=["x", "y"], isPinned=True, projectId="p1",
-                assistantId="a1", userId="u1", messages=[
-                    {"role": "user", "content": "hello\nworld", "metadata": {"m": "1"}},
-                    {"role": "assistant", "content": "hi ✓"},
-                    {"role": "tool", "content": ""},
-                ])
+    make_thread(
+        org,
+        title="Élan ✓",
+        metadata={"k": "v", "list": ["a", "b"]},
+        variables={"name": "Ada"},
+        tags=["x", "y"],
+        isPinned=True,
+        projectId="p1",
+        assistantId="a1",
+        userId="u1",
+        messages=[
+            {"role": "user", "content": "hello\nworld", "metadata": {"m": "1"}},
+            {"role": "assistant", "content": "hi ✓"},
+            {"role": "tool", "content": ""},
+        ],
+    )
     make_thread(org, isArchived=True, visibleInUi=False, isActive=False)
     thread = make_thread(org, title="edited", messages=[{"role": "system", "content": "s"}])
     thread_update(org=org, thread_id=thread.pk, actor=ACTOR, patch={"metadata": {"z": "1"}})
@@ -266,13 +305,10 @@ def test_export_threads_writes_one_line_a_thread_with_its_messages(varied, org):
     by_title = {line["title"]: line for line in lines}
     first = by_title["Élan ✓"]
     thread = Thread.objects.get(pk=first["id"])
-    assert {k: v for k, v in first.items() if k != "messages"} == json.loads(
-        json.dumps(ThreadSerializer(thread).data)
-    )
+    assert {k: v for k, v in first.items() if k != "messages"} == json.loads(json.dumps(ThreadSerializer(thread).data))
     assert [m["content"] for m in first["messages"]] == ["hello\nworld", "hi ✓", ""]
     assert first["messages"][0]["metadata"] == {"m": "1"}
-    assert set(first["messages"][0]) == {"id", "object", "threadId", "role", "content",
-                                         "metadata", "createdAt"}
+    assert set(first["messages"][0]) == {"id", "object", "threadId", "role", "content", "metadata", "createdAt"}
     assert by_title[""]["messages"] == []
     assert len(export()) == 4  # every organization
 
@@ -296,8 +332,7 @@ def comparable(line: dict) -> dict:
 def test_export_then_import_into_a_fresh_organization_round_trips_exactly(varied, org, tmp_path):
     path = tmp_path / "acme.jsonl"
     run("export_threads", "--org", "acme", "--output", str(path))
-    before = sorted((json.loads(line) for line in path.read_text().splitlines()),
-                    key=lambda line: line["id"])
+    before = sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda line: line["id"])
     org.delete()  # the organization moves: its ids (and history) leave this database
     fresh = make_org("fresh")
 
@@ -308,9 +343,7 @@ def test_export_then_import_into_a_fresh_organization_round_trips_exactly(varied
     assert {line["organizationId"] for line in after} == {str(fresh.pk)}
     assert [line["version"] for line in after] == [1 + line["messageCount"] for line in after]
     event = Event.objects.filter(organization=fresh).order_by("id").first()
-    assert (event.action, event.actor_type, event.actor_name) == (
-        "created", "command", "import_threads"
-    )
+    assert (event.action, event.actor_type, event.actor_name) == ("created", "command", "import_threads")
 
 
 def test_a_second_import_changes_nothing(varied, org, tmp_path):
@@ -325,13 +358,19 @@ def test_a_second_import_changes_nothing(varied, org, tmp_path):
 
 
 def test_import_merges_changed_fields_and_adds_only_missing_messages(org, tmp_path):
-    thread = make_thread(org, title="Old", metadata={"keep": "1"},
-                         messages=[{"role": "user", "content": "first"}])
+    thread = make_thread(org, title="Old", metadata={"keep": "1"}, messages=[{"role": "user", "content": "first"}])
     (line,) = export("--org", "acme")
     line["title"], line["metadata"] = "New", {"added": "2"}
     later = (timezone.now() + timedelta(minutes=1)).isoformat()
-    line["messages"].append({"id": "6f0c1f0e-5b1a-4c39-9d59-3e4b9b1c0a01", "role": "assistant",
-                             "content": "second", "metadata": {}, "createdAt": later})
+    line["messages"].append(
+        {
+            "id": "6f0c1f0e-5b1a-4c39-9d59-3e4b9b1c0a01",
+            "role": "assistant",
+            "content": "second",
+            "metadata": {},
+            "createdAt": later,
+        }
+    )
     path = tmp_path / "changed.jsonl"
     path.write_text(json.dumps(line) + "\n")
 
@@ -339,8 +378,7 @@ def test_import_merges_changed_fields_and_adds_only_missing_messages(org, tmp_pa
     assert out.strip() == "imported 0, updated 1, unchanged 0, skipped 0"
     thread.refresh_from_db()
     assert (thread.title, thread.metadata) == ("New", {"keep": "1", "added": "2"})
-    contents = list(Message.objects.filter(thread=thread).order_by("created_at")
-                    .values_list("content", flat=True))
+    contents = list(Message.objects.filter(thread=thread).order_by("created_at").values_list("content", flat=True))
     assert contents == ["first", "second"]
     assert (thread.message_count, thread.version) == (2, 4)
     assert thread.last_activity_at.isoformat() == later
@@ -348,39 +386,63 @@ def test_import_merges_changed_fields_and_adds_only_missing_messages(org, tmp_pa
 
 def test_import_skips_bad_lines_by_number_and_imports_the_rest(org, other_org, tmp_path):
     theirs = make_thread(other_org, title="theirs")
-    good = [{"id": f"00000000-0000-4000-8000-00000000000{i}", "title": f"good {i}",
-             "messages": [{"id": f"10000000-0000-4000-8000-00000000000{i}", "role": "user",
-                           "content": "hi", "createdAt": "2026-01-02T03:04:05.123456Z"}]}
-            for i in range(1, 4)]
-    bad_rule = {"id": "00000000-0000-4000-8000-000000000009",
-                "metadata": {f"k{i}": "v" for i in range(17)}}
-    bad_message = {"id": "00000000-0000-4000-8000-000000000008",
-                   "messages": [{"id": "20000000-0000-4000-8000-000000000001", "role": "robot",
-                                 "content": "x", "createdAt": "2026-01-02T03:04:05Z"}]}
-    lines = [json.dumps(good[0]), "{not json", json.dumps(good[1]), json.dumps(bad_rule), "",
-             json.dumps({**ThreadSerializer(theirs).data, "title": "hijack"}, default=str),
-             json.dumps(bad_message), json.dumps({"title": "no id"}),
-             json.dumps({**good[2], "extra": 1}), json.dumps(good[2])]
+    good = [
+        {
+            "id": f"00000000-0000-4000-8000-00000000000{i}",
+            "title": f"good {i}",
+            "messages": [
+                {
+                    "id": f"10000000-0000-4000-8000-00000000000{i}",
+                    "role": "user",
+                    "content": "hi",
+                    "createdAt": "2026-01-02T03:04:05.123456Z",
+                }
+            ],
+        }
+        for i in range(1, 4)
+    ]
+    bad_rule = {"id": "00000000-0000-4000-8000-000000000009", "metadata": {f"k{i}": "v" for i in range(17)}}
+    bad_message = {
+        "id": "00000000-0000-4000-8000-000000000008",
+        "messages": [
+            {
+                "id": "20000000-0000-4000-8000-000000000001",
+                "role": "robot",
+                "content": "x",
+                "createdAt": "2026-01-02T03:04:05Z",
+            }
+        ],
+    }
+    lines = [
+        json.dumps(good[0]),
+        "{not json",
+        json.dumps(good[1]),
+        json.dumps(bad_rule),
+        "",
+        json.dumps({**ThreadSerializer(theirs).data, "title": "hijack"}, default=str),
+        json.dumps(bad_message),
+        json.dumps({"title": "no id"}),
+        json.dumps({**good[2], "extra": 1}),
+        json.dumps(good[2]),
+    ]
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe\n")
 
     out, err = run("import_threads", str(path), "--org", "acme")
     assert out.strip() == "imported 3, updated 0, unchanged 0, skipped 7"
     assert err.splitlines() == [
-        "line 2: invalid_json: Expecting property name enclosed in double quotes: "
-        "line 1 column 2 (char 1)",
-        "line 4: metadata_limit_exceeded: Metadata cannot exceed 16 key-value pairs "
-        "(param: metadata)",
+        "line 2: invalid_json: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "line 4: metadata_limit_exceeded: Metadata cannot exceed 16 key-value pairs (param: metadata)",
         "line 6: thread_exists: The id belongs to another organization. (param: id)",
-        "line 7: invalid_parameters: 'role' must be one of user, assistant, system, tool. "
-        "(param: messages[0].role)",
+        "line 7: invalid_parameters: 'role' must be one of user, assistant, system, tool. (param: messages[0].role)",
         "line 8: invalid_parameters: 'id' must be a UUID string. (param: id)",
         "line 9: invalid_parameters: Unknown field 'extra'. (param: extra)",
-        "line 11: invalid_json: 'utf-8' codec can't decode byte 0xff in position 0: "
-        "invalid start byte",
+        "line 11: invalid_json: 'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
     ]
     assert sorted(Thread.objects.filter(organization=org).values_list("title", flat=True)) == [
-        "good 1", "good 2", "good 3"
+        "good 1",
+        "good 2",
+        "good 3",
     ]
     theirs.refresh_from_db()
     assert (theirs.title, theirs.version) == ("theirs", 1)
@@ -481,17 +543,21 @@ def test_import_with_new_ids_copies_another_organization_s_threads_with_their_me
     assert Thread.objects.filter(organization=staging).count() == 3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/no/such/file.jsonl", "--org", "acme"], "Cannot read '/no/such/file.jsonl'"),
-    (["x.jsonl", "--org", "nope"], "No organization 'nope'"),
-    (["x.jsonl"], "the following arguments are required: --org"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/file.jsonl", "--org", "acme"], "Cannot read '/no/such/file.jsonl'"),
+        (["x.jsonl", "--org", "nope"], "No organization 'nope'"),
+        (["x.jsonl"], "the following arguments are required: --org"),
+    ],
+)
 def test_import_threads_refuses_bad_input(org, args, message):
     with pytest.raises(CommandError, match=message):
         run("import_threads", *args)
 
 
 # --- seed_demo and the organization commands -------------------------------------------------
+
 
 def test_seed_demo_makes_an_organization_a_user_a_key_and_consistent_threads(db):
     out, _ = run("seed_demo", "--org", "demo", "--threads", "40")
@@ -549,8 +615,12 @@ def test_create_org_user_and_api_key_from_the_shell_helpers(db):
 
 
 def test_import_adds_a_message_listed_twice_in_a_line_once(org, tmp_path):
-    message = {"id": "30000000-0000-4000-8000-000000000001", "role": "user", "content": "once",
-               "createdAt": "2026-03-04T05:06:07Z"}
+    message = {
+        "id": "30000000-0000-4000-8000-000000000001",
+        "role": "user",
+        "content": "once",
+        "createdAt": "2026-03-04T05:06:07Z",
+    }
     line = {"id": "00000000-0000-4000-8000-0000000000aa", "messages": [message, message]}
     path = tmp_path / "twice.jsonl"
     path.write_text(json.dumps(line) + "\n")
@@ -561,8 +631,12 @@ def test_import_adds_a_message_listed_twice_in_a_line_once(org, tmp_path):
 
 
 def test_an_imported_time_with_another_offset_is_written_in_utc_in_the_history(org, tmp_path):
-    message = {"id": "30000000-0000-4000-8000-000000000002", "role": "user", "content": "hi",
-               "createdAt": "2026-03-04T07:06:07+02:00"}
+    message = {
+        "id": "30000000-0000-4000-8000-000000000002",
+        "role": "user",
+        "content": "hi",
+        "createdAt": "2026-03-04T07:06:07+02:00",
+    }
     line = {"id": "00000000-0000-4000-8000-0000000000ab", "messages": [message]}
     path = tmp_path / "offset.jsonl"
     path.write_text(json.dumps(line) + "\n")

@@ -10,9 +10,7 @@ from .conftest import url
 pytestmark = pytest.mark.django_db
 
 
-def test_one_thread_changed_through_every_surface_and_the_canonical_api_keeps_every_change(
-    api, member_api, thread
-):
+def test_one_thread_changed_through_every_surface_and_the_canonical_api_keeps_every_change(api, member_api, thread):
     chat = chat_api(thread)
     steps = [
         (chat.patch, f"/api/v1/chat/threads/{thread.pk}", {"variables": {"name": "Ada"}}),

@@ -39,9 +39,7 @@ def test_the_route_is_not_shadowed_by_the_canonical_thread_route(thread):
 
 
 def test_it_merges_metadata_and_variables_and_answers_the_documented_shape(thread):
-    response = chat_api(thread).patch(
-        path(thread), {"metadata": {"plan": "pro"}, "variables": {"name": "Ada"}}
-    )
+    response = chat_api(thread).patch(path(thread), {"metadata": {"plan": "pro"}, "variables": {"name": "Ada"}})
 
     assert response.status_code == 200
     body = response.json()
@@ -105,9 +103,7 @@ def test_a_bad_token_is_401_unauthorized(thread):
     assert_error(Api("not-a-jwt").patch(path(thread), {}), 401, "UNAUTHORIZED")
 
 
-def test_an_api_key_or_a_user_token_is_401_because_only_a_chat_token_may_call_it(
-    api, member_api, thread
-):
+def test_an_api_key_or_a_user_token_is_401_because_only_a_chat_token_may_call_it(api, member_api, thread):
     for client in (api, member_api):
         response = client.patch(path(thread), {"metadata": {"x": "1"}})
         assert_error(response, 401, "UNAUTHORIZED")
@@ -172,9 +168,7 @@ def test_a_malformed_body_is_400_bad_request_and_changes_nothing(thread, body):
 
 
 def test_invalid_json_is_400_bad_request(thread):
-    response = chat_api(thread).client.patch(
-        path(thread), data="{nope", content_type="application/json"
-    )
+    response = chat_api(thread).client.patch(path(thread), data="{nope", content_type="application/json")
 
     assert_error(response, 400, "BAD_REQUEST")
 

@@ -53,9 +53,7 @@ def support_thread(org):
     )
 
 
-def test_the_documented_update_merges_metadata_and_answers_the_documented_shape(
-    api, org, support_thread
-):
+def test_the_documented_update_merges_metadata_and_answers_the_documented_shape(api, org, support_thread):
     response = api.patch(path(support_thread), EXAMPLE)
 
     assert response.status_code == 200
@@ -136,9 +134,7 @@ def test_more_than_16_keys_is_the_documented_422_and_changes_nothing(api, thread
     ],
 )
 def test_invalid_parameters_are_the_documented_400_and_change_nothing(api, thread, body):
-    error = assert_error(
-        api.patch(path(thread), body), 400, "invalid_request_error", "invalid_parameters"
-    )
+    error = assert_error(api.patch(path(thread), body), 400, "invalid_request_error", "invalid_parameters")
 
     assert error["message"].startswith("Invalid request parameters")
     assert Thread.objects.get(pk=thread.pk).version == 1
@@ -154,17 +150,13 @@ def test_invalid_json_is_a_400_invalid_parameters(api, thread):
 def test_a_missing_thread_or_a_non_uuid_id_is_the_documented_404(api, thread_id):
     response = api.patch(path(thread_id), EXAMPLE)
 
-    assert_error(
-        response, 404, "not_found_error", "thread_not_found", "Thread not found or access denied"
-    )
+    assert_error(response, 404, "not_found_error", "thread_not_found", "Thread not found or access denied")
 
 
 def test_another_organizations_thread_is_the_documented_404_and_stays_unchanged(outsider, thread):
     response = outsider.patch(path(thread), EXAMPLE)
 
-    assert_error(
-        response, 404, "not_found_error", "thread_not_found", "Thread not found or access denied"
-    )
+    assert_error(response, 404, "not_found_error", "thread_not_found", "Thread not found or access denied")
     assert Thread.objects.get(pk=thread.pk).metadata == {"a": "1"}
 
 
@@ -177,9 +169,7 @@ def test_no_credentials_is_401_in_the_error_envelope(thread):
 
 def test_a_read_key_a_viewer_and_a_chat_token_are_403(reader, viewer_api, thread):
     for client in (reader, viewer_api, chat_api(thread)):
-        assert_error(
-            client.patch(path(thread), EXAMPLE), 403, "permission_error", "permission_denied"
-        )
+        assert_error(client.patch(path(thread), EXAMPLE), 403, "permission_error", "permission_denied")
     assert Thread.objects.get(pk=thread.pk).version == 1
 
 

@@ -33,9 +33,7 @@ def envelope(response, status: int, code: str) -> dict:
 
 
 def test_the_documented_update_merges_metadata_and_answers_the_documented_shape(api, org):
-    thread = thread_create(
-        org=org, actor=ACTOR, data={"metadata": {"userId": "user123", "topic": "support"}}
-    )
+    thread = thread_create(org=org, actor=ACTOR, data={"metadata": {"userId": "user123", "topic": "support"}})
 
     response = api.post(path(thread), {"metadata": {"status": "resolved", "priority": "high"}})
 
@@ -143,9 +141,7 @@ def test_a_bad_message_is_400_and_adds_nothing(api, thread, messages):
         ({"metadata": {f"k{i}": "v" for i in range(16)}}, 422, "metadata_limit_exceeded"),
     ],
 )
-def test_a_bad_update_is_refused_in_the_canonical_envelope_and_changes_nothing(
-    api, thread, body, status, code
-):
+def test_a_bad_update_is_refused_in_the_canonical_envelope_and_changes_nothing(api, thread, body, status, code):
     envelope(api.post(path(thread), body), status, code)
 
     assert Thread.objects.get(pk=thread.pk).version == 1
@@ -213,9 +209,7 @@ def test_the_real_langbase_sdk_round_trips_all_six_calls(lb, api):
         "priority": "high",
     }
 
-    appended = lb.threads.append(
-        thread_id, [{"role": "assistant", "content": "Hi, how can I help?"}]
-    )
+    appended = lb.threads.append(thread_id, [{"role": "assistant", "content": "Hi, how can I help?"}])
     assert [m["content"] for m in appended] == ["Hi, how can I help?"]
 
     listed = lb.threads.messages.list(thread_id)

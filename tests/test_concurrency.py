@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def call(base: str, key: str, method: str, path: str, body=None, headers=None):
     request = urllib.request.Request(
-        base + path, method=method, data=None if body is None else json.dumps(body).encode(),
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json", **(headers or {})},
     )
     try:
@@ -53,9 +55,20 @@ def test_concurrent_patches_of_different_keys_and_tags_all_survive(setup):
     base, key, thread = setup
     writers = 12
     path = f"/api/v1/threads/{thread.pk}"
-    results = run_at_once(writers, lambda i: call(base, key, "PATCH", path, {
-        "metadata": {f"m{i}": str(i)}, "variables": {f"v{i}": str(i)}, "addTags": [f"t{i}"],
-    }))
+    results = run_at_once(
+        writers,
+        lambda i: call(
+            base,
+            key,
+            "PATCH",
+            path,
+            {
+                "metadata": {f"m{i}": str(i)},
+                "variables": {f"v{i}": str(i)},
+                "addTags": [f"t{i}"],
+            },
+        ),
+    )
     assert [status for status, _ in results] == [200] * writers
     thread.refresh_from_db()
     assert thread.metadata == {"seed": "0", **{f"m{i}": str(i) for i in range(writers)}}
@@ -71,8 +84,12 @@ def test_two_patches_with_the_same_if_match_give_one_200_and_one_412(setup):
     path = f"/api/v1/threads/{thread.pk}"
     for round_ in range(3):
         version = Thread.objects.get(pk=thread.pk).version
-        results = run_at_once(2, lambda i, v=version, r=round_: call(
-            base, key, "PATCH", path, {"title": f"r{r}-w{i}"}, {"If-Match": f'"{v}"'}))
+        results = run_at_once(
+            2,
+            lambda i, v=version, r=round_: call(
+                base, key, "PATCH", path, {"title": f"r{r}-w{i}"}, {"If-Match": f'"{v}"'}
+            ),
+        )
         statuses = sorted(status for status, _ in results)
         assert statuses == [200, 412], results
         assert Thread.objects.get(pk=thread.pk).version == version + 1

@@ -27,7 +27,11 @@ def _inherited() -> dict:
 def check_deploy(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env={**_inherited(), **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**_inherited(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -47,8 +47,10 @@ def test_the_feed_gives_every_event_of_the_organization_oldest_first_with_its_th
     events, _ = drain(api)
 
     assert [(e["threadId"], e["action"], e["version"]) for e in events] == [
-        (str(first.pk), "created", 1), (str(first.pk), "updated", 2),
-        (str(second.pk), "created", 1), (str(second.pk), "deleted", 2),
+        (str(first.pk), "created", 1),
+        (str(first.pk), "updated", 2),
+        (str(second.pk), "created", 1),
+        (str(second.pk), "deleted", 2),
     ]
     update = events[1]
     assert set(update) == {"id", "threadId", "createdAt", "action", "version", "actor", "changes"}
@@ -88,7 +90,8 @@ def test_filters_by_thread_and_by_action_and_the_filtered_cursor_moves_on(api, o
     assert [(e["threadId"], e["version"]) for e in events] == [(str(two.pk), 1), (str(two.pk), 2)]
     status, body = call(api, "/api/v1/events", {"action": ["created", "deleted"]})
     assert [(e["threadId"], e["action"]) for e in body["results"]] == [
-        (str(one.pk), "created"), (str(two.pk), "created"),
+        (str(one.pk), "created"),
+        (str(two.pk), "created"),
     ]
 
     # A reader of one action is not handed the same unmatched events again on its next poll.
@@ -98,15 +101,18 @@ def test_filters_by_thread_and_by_action_and_the_filtered_cursor_moves_on(api, o
     assert [(e["threadId"], e["action"]) for e in body["results"]] == [(str(one.pk), "deleted")]
 
 
-@pytest.mark.parametrize("params, param", [
-    ({"after": "not-a-cursor"}, "after"),
-    ({"after": "MTIz"}, "after"),  # "123": no separator
-    ({"after": "LTEuNQ"}, "after"),  # "-1.5"
-    ({"limit": "0"}, "limit"),
-    ({"limit": "many"}, "limit"),
-    ({"threadId": "nope"}, "threadId"),
-    ({"action": "archived"}, "action"),
-])
+@pytest.mark.parametrize(
+    "params, param",
+    [
+        ({"after": "not-a-cursor"}, "after"),
+        ({"after": "MTIz"}, "after"),  # "123": no separator
+        ({"after": "LTEuNQ"}, "after"),  # "-1.5"
+        ({"limit": "0"}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"threadId": "nope"}, "threadId"),
+        ({"action": "archived"}, "action"),
+    ],
+)
 def test_bad_parameters_are_a_400_with_the_parameter_named(api, params, param):
     status, body = call(api, "/api/v1/events", params)
     assert status == 400

@@ -32,16 +32,29 @@ READ_ONLY = {
 }
 # Model attribute names and other guesses at internal fields are unknown fields, not aliases.
 INTERNAL = {
-    "organization": "x", "organization_id": "x", "message_count": 5, "is_archived": True,
-    "created_at": "2020-01-01T00:00:00Z", "pk": "x", "deleted": True, "actor": "x",
+    "organization": "x",
+    "organization_id": "x",
+    "message_count": 5,
+    "is_archived": True,
+    "created_at": "2020-01-01T00:00:00Z",
+    "pk": "x",
+    "deleted": True,
+    "actor": "x",
 }
 
 
 def snapshot(thread: Thread) -> tuple:
     thread.refresh_from_db()
     return (
-        thread.title, thread.metadata, thread.variables, thread.tags, thread.version, thread.updated_at,
-        thread.message_count, thread.organization_id, thread.created_at,
+        thread.title,
+        thread.metadata,
+        thread.variables,
+        thread.tags,
+        thread.version,
+        thread.updated_at,
+        thread.message_count,
+        thread.organization_id,
+        thread.created_at,
         Event.objects.filter(thread_id=thread.pk).count(),
     )
 
@@ -62,6 +75,7 @@ def refused(response, elapsed, status: int, code: str) -> dict:
 
 
 # --- mass assignment -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("field", [*READ_ONLY, "id"])
 def test_a_patch_naming_a_read_only_field_is_400_and_changes_nothing(api, thread, field):
@@ -116,6 +130,7 @@ def test_a_read_only_field_is_refused_even_with_its_current_value(api, thread):
 
 # --- malformed JSON --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("depth", [33, 1_000, 10_000, 100_000])
 def test_deeply_nested_json_is_400_invalid_json(api, thread, depth):
     before = snapshot(thread)
@@ -158,7 +173,9 @@ def test_a_body_that_is_not_utf8_is_400_invalid_json(api, thread, body):
 @pytest.mark.parametrize(
     "body",
     [
-        '{"title": "\\ud800"}', '{"metadata": {"\\udfff": "x"}}', '{"tags": ["a\\ud83d"]}',
+        '{"title": "\\ud800"}',
+        '{"metadata": {"\\udfff": "x"}}',
+        '{"tags": ["a\\ud83d"]}',
         '{"variables": {"v": "\\udc00\\ud800"}}',
     ],
 )
@@ -183,9 +200,14 @@ def test_a_raw_nul_byte_in_the_body_is_400_invalid_json(api, thread):
 @pytest.mark.parametrize(
     "body",
     [
-        {"title": "a\u0000b"}, {"metadata": {"k\u0000": "v"}}, {"metadata": {"k": "v\u0000"}},
-        {"metadata": {"k": ["ok", "v\u0000"]}}, {"variables": {"k": "\u0000"}}, {"tags": ["\u0000"]},
-        {"addTags": ["a\u0000"]}, {"projectId": "\u0000"},
+        {"title": "a\u0000b"},
+        {"metadata": {"k\u0000": "v"}},
+        {"metadata": {"k": "v\u0000"}},
+        {"metadata": {"k": ["ok", "v\u0000"]}},
+        {"variables": {"k": "\u0000"}},
+        {"tags": ["\u0000"]},
+        {"addTags": ["a\u0000"]},
+        {"projectId": "\u0000"},
     ],
 )
 def test_an_escaped_nul_anywhere_is_400_invalid_parameters(api, thread, body):
@@ -232,6 +254,7 @@ def test_an_empty_body_is_the_empty_patch(api, thread):
 
 # --- size ------------------------------------------------------------------------------------
 
+
 def test_a_body_just_under_256_kib_is_accepted(api, thread):
     content = "€" * 87_000  # 3 bytes each in UTF-8: under 100,000 characters, near 256 KiB
     content += "a" * (MAX_BODY - len(json.dumps({"role": "user", "content": content}, ensure_ascii=False).encode()))
@@ -253,8 +276,12 @@ def test_a_body_just_over_256_kib_is_413_and_stores_nothing(api, thread):
 
 def test_a_huge_body_is_413_on_every_route(api, thread):
     body = b'{"a": "' + b"x" * (4 * MAX_BODY) + b'"}'
-    for method, path in [("post", "/api/v1/threads"), ("patch", url(thread)), ("post", url(thread, "/messages")),
-                         ("post", "/api/v1/auth/token")]:
+    for method, path in [
+        ("post", "/api/v1/threads"),
+        ("patch", url(thread)),
+        ("post", url(thread, "/messages")),
+        ("post", "/api/v1/auth/token"),
+    ]:
         response, elapsed = raw(api, method, path, body)
         refused(response, elapsed, 413, "payload_too_large")
 
@@ -263,14 +290,19 @@ def test_a_chunked_body_is_411_not_taken_for_an_empty_one(api, thread):
     """Django reads Content-Length bytes only: a chunked PATCH would be a silent no-op 200."""
     before = snapshot(thread)
     response = api.client.generic(
-        "PATCH", url(thread), b'{"title": "chunked"}', content_type="application/json",
-        HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="",
+        "PATCH",
+        url(thread),
+        b'{"title": "chunked"}',
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
     )
     refused(response, 0, 411, "length_required")
     assert snapshot(thread) == before
 
 
 # --- long keys, long lists -------------------------------------------------------------------
+
 
 def test_very_long_keys_are_refused(api, thread):
     before = snapshot(thread)
@@ -299,8 +331,17 @@ def test_very_long_keys_are_refused(api, thread):
         ({"variables": {f"k{i}": "v" for i in range(10_000)}}, 422, "variables_limit_exceeded"),
         ({"tags": [[]] * 10_000}, 400, "invalid_parameters"),
     ],
-    ids=["tags", "same-tag", "addTags", "removeTags", "tags-and-removeTags", "metadata-list", "metadata-keys",
-         "variables-keys", "tags-of-lists"],
+    ids=[
+        "tags",
+        "same-tag",
+        "addTags",
+        "removeTags",
+        "tags-and-removeTags",
+        "metadata-list",
+        "metadata-keys",
+        "variables-keys",
+        "tags-of-lists",
+    ],
 )
 def test_ten_thousand_element_lists_and_maps_are_answered_quickly(api, thread, body, status, code):
     response, elapsed = raw(api, "patch", url(thread), json.dumps(body).encode())
@@ -339,4 +380,3 @@ def test_a_filter_on_many_tags_or_metadata_keys_is_answered(api, thread):
         query = urlencode([(name if name == "tag" else f"metadata.k{i}", f"v{i}") for i in range(count)])
         response = api.client.get(f"/api/v1/threads?{query}")
         assert response.status_code == 200 and response.json()["results"] == []
-

@@ -185,12 +185,15 @@ def test_messages_are_checked():
     assert error.code == "metadata_limit_exceeded"
 
 
-@pytest.mark.parametrize("old, new, patch", [
-    ({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}, {"b": "3", "c": "4"}),
-    ({"a": "1", "b": "2"}, {"b": "2"}, {"a": None}),
-    ({"a": "1"}, {"a": "1"}, {}),
-    ({"a": "1"}, None, None),
-])
+@pytest.mark.parametrize(
+    "old, new, patch",
+    [
+        ({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}, {"b": "3", "c": "4"}),
+        ({"a": "1", "b": "2"}, {"b": "2"}, {"a": None}),
+        ({"a": "1"}, {"a": "1"}, {}),
+        ({"a": "1"}, None, None),
+    ],
+)
 def test_map_patch_is_the_patch_that_merge_map_turns_old_into_new(old, new, patch):
     assert merge.map_patch(old, new) == patch
     assert merge.merge_map(old, merge.map_patch(old, new)) == (new or {})

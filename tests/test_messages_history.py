@@ -22,20 +22,27 @@ def test_adding_a_message_returns_201_and_raises_the_count(api, thread):
     body = response.json()
     assert set(body) == {"id", "object", "threadId", "role", "content", "metadata", "createdAt"}
     assert (body["object"], body["threadId"], body["role"], body["content"]) == (
-        "thread.message", str(thread.pk), "assistant", "Hi!")
+        "thread.message",
+        str(thread.pk),
+        "assistant",
+        "Hi!",
+    )
     thread.refresh_from_db()
     assert thread.message_count == 1
     assert thread.last_activity_at.isoformat().replace("+00:00", "Z") == body["createdAt"]
     assert thread.version == 2
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"role": "robot", "content": "x"}, "role"),
-    ({"role": "user"}, "content"),
-    ({"role": "user", "content": "x" * 100_001}, "content"),
-    ({"role": "user", "content": "x", "extra": 1}, "extra"),
-    ({"role": "user", "content": "a\u0000"}, "content"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"role": "robot", "content": "x"}, "role"),
+        ({"role": "user"}, "content"),
+        ({"role": "user", "content": "x" * 100_001}, "content"),
+        ({"role": "user", "content": "x", "extra": 1}, "extra"),
+        ({"role": "user", "content": "a\u0000"}, "content"),
+    ],
+)
 def test_invalid_messages_are_400_and_add_nothing(api, thread, body, param):
     response = api.post(url(thread, "/messages"), body)
     assert response.status_code == 400
@@ -89,10 +96,17 @@ def test_history_pages_with_a_cursor(api, org, thread):
 
 
 def test_the_diff_format_of_each_field_kind(api, thread):
-    api.patch(url(thread), {
-        "metadata": {"a": None, "b": ["x", "y"]}, "variables": {"v": "changed"}, "title": "T",
-        "tags": ["two"], "isPinned": True, "projectId": "p",
-    })
+    api.patch(
+        url(thread),
+        {
+            "metadata": {"a": None, "b": ["x", "y"]},
+            "variables": {"v": "changed"},
+            "title": "T",
+            "tags": ["two"],
+            "isPinned": True,
+            "projectId": "p",
+        },
+    )
     changes = history(api, thread)["results"][0]["changes"]
     assert changes == {
         "metadata": {"a": {"from": "1", "to": None}, "b": {"from": None, "to": ["x", "y"]}},
@@ -123,4 +137,7 @@ def test_every_write_path_records_exactly_one_event(org, thread):
     thread_update(org=org, thread_id=thread.pk, patch={"isArchived": True}, actor=Actor.command("x"))
     message_add(org=org, thread_id=thread.pk, data={"role": "tool", "content": "{}"}, actor=ACTOR)
     assert list(Event.objects.filter(thread_id=thread.pk).order_by("version").values_list("action", "version")) == [
-        ("created", 1), ("updated", 2), ("message_added", 3)]
+        ("created", 1),
+        ("updated", 2),
+        ("message_added", 3),
+    ]

@@ -51,16 +51,25 @@ def titles(response) -> list[str]:
 def edit_data(thread, **overrides) -> dict:
     """The thread page's form as the browser posts it, unchanged unless overridden."""
     data = {
-        "version": thread.version, "title": thread.title, "tags": ", ".join(thread.tags),
-        "projectId": thread.project_id or "", "assistantId": thread.assistant_id or "",
+        "version": thread.version,
+        "title": thread.title,
+        "tags": ", ".join(thread.tags),
+        "projectId": thread.project_id or "",
+        "assistantId": thread.assistant_id or "",
         "userId": thread.user_id or "",
-        "metadata_original": [*thread.metadata, ""], "metadata_key": [*thread.metadata, ""],
+        "metadata_original": [*thread.metadata, ""],
+        "metadata_key": [*thread.metadata, ""],
         "metadata_value": [*thread.metadata.values(), ""],
-        "variables_original": [*thread.variables, ""], "variables_key": [*thread.variables, ""],
+        "variables_original": [*thread.variables, ""],
+        "variables_key": [*thread.variables, ""],
         "variables_value": [*thread.variables.values(), ""],
     }
-    for name, attr in (("isArchived", "is_archived"), ("isActive", "is_active"),
-                       ("visibleInUi", "visible_in_ui"), ("isPinned", "is_pinned")):
+    for name, attr in (
+        ("isArchived", "is_archived"),
+        ("isActive", "is_active"),
+        ("visibleInUi", "visible_in_ui"),
+        ("isPinned", "is_pinned"),
+    ):
         if getattr(thread, attr):
             data[name] = "on"
     data.update(overrides)
@@ -68,6 +77,7 @@ def edit_data(thread, **overrides) -> dict:
 
 
 # --- access -------------------------------------------------------------------------------
+
 
 def test_the_list_requires_a_login(client):
     response = client.get(LIST)
@@ -107,6 +117,7 @@ def test_a_user_without_an_organization_is_refused(client, django_user_model):
 
 # --- list -----------------------------------------------------------------------------------
 
+
 def test_the_list_shows_only_the_organizations_unarchived_threads(mia, org, other_org):
     make(org, title="Open", tags=["billing"], metadata={"priority": "high"}, isPinned=True)
     make(org, title="Old", isArchived=True)
@@ -122,17 +133,20 @@ def test_the_list_shows_only_the_organizations_unarchived_threads(mia, org, othe
     assert "1 thread" in response.text
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"isArchived": "any"}, {"a", "b", "c", "d"}),
-    ({"isArchived": "true"}, {"d"}),
-    ({"search": "ALP"}, {"a"}),
-    ({"tag": "x"}, {"a", "b"}),
-    ({"tag": ["x", "y"]}, {"b"}),
-    ({"visibleInUi": "false"}, {"c"}),
-    ({"isPinned": "true"}, {"b"}),
-    ({"projectId": "p1"}, {"a", "c"}),
-    ({"metadata.team": "red"}, {"a"}),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"isArchived": "any"}, {"a", "b", "c", "d"}),
+        ({"isArchived": "true"}, {"d"}),
+        ({"search": "ALP"}, {"a"}),
+        ({"tag": "x"}, {"a", "b"}),
+        ({"tag": ["x", "y"]}, {"b"}),
+        ({"visibleInUi": "false"}, {"c"}),
+        ({"isPinned": "true"}, {"b"}),
+        ({"projectId": "p1"}, {"a", "c"}),
+        ({"metadata.team": "red"}, {"a"}),
+    ],
+)
 def test_filters_use_the_api_parameter_names(mia, org, params, expected):
     make(org, title="a alpha", tags=["x"], projectId="p1", metadata={"team": "red"})
     make(org, title="b", tags=["x", "y"], isPinned=True)
@@ -162,19 +176,21 @@ def test_bad_filters_are_shown_not_an_empty_page(mia, org):
     assert response.context["page"] is None
 
 
-@pytest.mark.parametrize(("ordering", "expected"), [
-    ("title", ["a", "b", "c"]),
-    ("-title", ["c", "b", "a"]),
-    ("-messageCount", ["b", "c", "a"]),
-    ("createdAt", ["c", "a", "b"]),
-    ("-lastActivityAt", ["c", "b", "a"]),
-])
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("title", ["a", "b", "c"]),
+        ("-title", ["c", "b", "a"]),
+        ("-messageCount", ["b", "c", "a"]),
+        ("createdAt", ["c", "a", "b"]),
+        ("-lastActivityAt", ["c", "b", "a"]),
+    ],
+)
 def test_columns_sort_with_the_ordering_parameter(mia, org, ordering, expected):
     c, _, b = make(org, title="c"), make(org, title="a"), make(org, title="b")
     for thread, count in ((b, 2), (c, 1)):
         for _ in range(count):
-            message_add(org=org, thread_id=thread.pk, actor=ACTOR,
-                        data={"role": "user", "content": "hi"})
+            message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "hi"})
 
     response = mia.get(LIST, {"ordering": ordering})
 
@@ -294,19 +310,22 @@ def test_a_superuser_opens_any_organizations_thread_page(client, admin_user, org
 
 # --- bulk actions ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("action", "start", "check"), [
-    ("archive", {}, lambda t: t.is_archived),
-    ("unarchive", {"isArchived": True}, lambda t: not t.is_archived),
-    ("hide", {}, lambda t: not t.visible_in_ui),
-    ("show", {"visibleInUi": False}, lambda t: t.visible_in_ui),
-    ("pin", {}, lambda t: t.is_pinned),
-    ("unpin", {"isPinned": True}, lambda t: not t.is_pinned),
-])
+
+@pytest.mark.parametrize(
+    ("action", "start", "check"),
+    [
+        ("archive", {}, lambda t: t.is_archived),
+        ("unarchive", {"isArchived": True}, lambda t: not t.is_archived),
+        ("hide", {}, lambda t: not t.visible_in_ui),
+        ("show", {"visibleInUi": False}, lambda t: t.visible_in_ui),
+        ("pin", {}, lambda t: t.is_pinned),
+        ("unpin", {"isPinned": True}, lambda t: not t.is_pinned),
+    ],
+)
 def test_bulk_actions_change_the_checked_rows(mia, member, org, action, start, check):
     one, two, left = make(org, **start), make(org, **start), make(org, **start)
 
-    response = mia.post(LIST + "?isArchived=any", {"ids": [one.pk, two.pk], "action": action},
-                        follow=True)
+    response = mia.post(LIST + "?isArchived=any", {"ids": [one.pk, two.pk], "action": action}, follow=True)
 
     assert "2 of 2 selected thread(s) changed" in response.text
     assert response.redirect_chain[-1][0] == LIST + "?isArchived=any"
@@ -331,8 +350,7 @@ def test_tag_actions_add_and_remove_one_tag(mia, org):
 def test_ids_of_another_organization_are_ignored(mia, org, other_org):
     ours, theirs = make(org), make(other_org)
 
-    response = mia.post(LIST, {"ids": [ours.pk, theirs.pk, "junk"], "action": "archive"},
-                        follow=True)
+    response = mia.post(LIST, {"ids": [ours.pk, theirs.pk, "junk"], "action": "archive"}, follow=True)
 
     assert "1 of 2 selected thread(s) changed" in response.text
     ours.refresh_from_db()
@@ -343,8 +361,7 @@ def test_ids_of_another_organization_are_ignored(mia, org, other_org):
 def test_a_bad_tag_is_shown_and_changes_nothing(mia, org):
     one = make(org)
 
-    response = mia.post(LIST, {"ids": [one.pk], "action": "add_tag", "tag": "x" * 65},
-                        follow=True)
+    response = mia.post(LIST, {"ids": [one.pk], "action": "add_tag", "tag": "x" * 65}, follow=True)
 
     assert "Nothing changed: Each tag must be 1 to 64 characters." in response.text
     one.refresh_from_db()
@@ -355,8 +372,7 @@ def test_a_thread_that_refuses_a_bulk_change_stops_the_run(mia, org):
     full = make(org, tags=[f"t{i}" for i in range(32)])
     fine = make(org)
 
-    response = mia.post(LIST, {"ids": [full.pk, fine.pk], "action": "add_tag", "tag": "more"},
-                        follow=True)
+    response = mia.post(LIST, {"ids": [full.pk, fine.pk], "action": "add_tag", "tag": "more"}, follow=True)
 
     assert "Stopped at a thread that refused the change" in response.text
     full.refresh_from_db()
@@ -378,6 +394,7 @@ def test_a_bulk_post_without_rows_or_tag_is_an_error_message(mia, org):
 
 # --- the thread page --------------------------------------------------------------------------
 
+
 def test_the_thread_page_shows_fields_history_and_messages(mia, org, thread):
     message_add(org=org, thread_id=thread.pk, actor=ACTOR, data={"role": "user", "content": "Hi!"})
 
@@ -385,8 +402,20 @@ def test_the_thread_page_shows_fields_history_and_messages(mia, org, thread):
 
     text = response.text
     assert response.status_code == 200
-    for label in ("Title", "Tags", "Archived", "Active", "Visible in UI", "Pinned", "Project ID",
-                  "Assistant ID", "User ID", "Key", "New key", "Value"):
+    for label in (
+        "Title",
+        "Tags",
+        "Archived",
+        "Active",
+        "Visible in UI",
+        "Pinned",
+        "Project ID",
+        "Assistant ID",
+        "User ID",
+        "Key",
+        "New key",
+        "Value",
+    ):
         assert f">{label}</label>" in text, label
     assert text.count('name="metadata_key"') == 2 and text.count('name="variables_key"') == 2
     assert 'name="metadata_original" value="a"' in text
@@ -398,11 +427,20 @@ def test_the_thread_page_shows_fields_history_and_messages(mia, org, thread):
 def test_saving_sets_renames_removes_and_adds_keys(mia, member, org):
     thread = make(org, title="T", metadata={"keep": "1", "drop": "2", "old": "3"})
 
-    response = mia.post(page(thread), edit_data(
-        thread, title="T2", tags="B, a", isPinned="on",
-        metadata_original=["keep", "drop", "old", ""], metadata_key=["keep", "", "new", "added"],
-        metadata_value=["1", "2", "3", "4"], variables_value=["changed", "5"],
-        variables_key=["v", "w"]))
+    response = mia.post(
+        page(thread),
+        edit_data(
+            thread,
+            title="T2",
+            tags="B, a",
+            isPinned="on",
+            metadata_original=["keep", "drop", "old", ""],
+            metadata_key=["keep", "", "new", "added"],
+            metadata_value=["1", "2", "3", "4"],
+            variables_value=["changed", "5"],
+            variables_key=["v", "w"],
+        ),
+    )
 
     assert response.status_code == 302 and response["Location"] == page(thread)
     thread.refresh_from_db()
@@ -425,12 +463,19 @@ def test_saving_an_unchanged_page_writes_nothing(mia, thread):
 
 def test_what_a_browser_cannot_show_survives_an_unrelated_save(mia, org):
     """An <input> drops line breaks and the tags field splits on commas: unchanged, they stay."""
-    thread = make(org, title="Two\nlines", tags=["a,b"], variables={"prompt": "Hi\nthere"},
-                  metadata={"k\ney": "v"})
+    thread = make(org, title="Two\nlines", tags=["a,b"], variables={"prompt": "Hi\nthere"}, metadata={"k\ney": "v"})
 
-    response = mia.post(page(thread), edit_data(
-        thread, title="Twolines", tags="a,b", variables_value=["Hi\r\nthere", ""],
-        metadata_key=["key", ""], isPinned="on"))
+    response = mia.post(
+        page(thread),
+        edit_data(
+            thread,
+            title="Twolines",
+            tags="a,b",
+            variables_value=["Hi\r\nthere", ""],
+            metadata_key=["key", ""],
+            isPinned="on",
+        ),
+    )
 
     assert response.status_code == 302
     thread.refresh_from_db()
@@ -448,7 +493,7 @@ def test_a_textarea_value_is_stored_with_unix_line_breaks(mia, thread):
 def test_a_list_value_is_edited_as_json(mia, org):
     thread = make(org, metadata={"l": ["a", "b"]})
 
-    assert '>\n[&quot;a&quot;, &quot;b&quot;]</textarea>' in mia.get(page(thread)).text
+    assert ">\n[&quot;a&quot;, &quot;b&quot;]</textarea>" in mia.get(page(thread)).text
     mia.post(page(thread), edit_data(thread, metadata_value=['["a", "c"]', ""]))
     bad = mia.post(page(thread), edit_data(thread, version=2, metadata_value=["a, c", ""]))
 
@@ -458,9 +503,16 @@ def test_a_list_value_is_edited_as_json(mia, org):
 
 
 def test_a_too_long_value_is_shown_inline_and_nothing_is_saved(mia, thread):
-    response = mia.post(page(thread), edit_data(
-        thread, title="Changed", metadata_key=["a", "big"], metadata_value=["1", "x" * 600],
-        metadata_original=["a", ""]))
+    response = mia.post(
+        page(thread),
+        edit_data(
+            thread,
+            title="Changed",
+            metadata_key=["a", "big"],
+            metadata_value=["1", "x" * 600],
+            metadata_original=["a", ""],
+        ),
+    )
 
     assert response.status_code == 400
     rows = response.context["maps"][0].rows
@@ -481,9 +533,10 @@ def test_a_too_long_title_is_shown_next_to_the_title(mia, thread):
 
 def test_too_many_keys_is_shown_above_the_editor(mia, thread):
     keys = [f"k{i}" for i in range(17)]
-    response = mia.post(page(thread), edit_data(
-        thread, metadata_original=["a"] + [""] * 17, metadata_key=["a", *keys],
-        metadata_value=["1"] * 18))
+    response = mia.post(
+        page(thread),
+        edit_data(thread, metadata_original=["a"] + [""] * 17, metadata_key=["a", *keys], metadata_value=["1"] * 18),
+    )
 
     assert response.context["maps"][0].error == "Metadata cannot exceed 16 key-value pairs"
     thread.refresh_from_db()
@@ -492,8 +545,9 @@ def test_too_many_keys_is_shown_above_the_editor(mia, thread):
 
 def test_a_value_without_a_key_and_a_repeated_key_are_errors(mia, thread):
     keyless = mia.post(page(thread), edit_data(thread, metadata_value=["1", "orphan"]))
-    twice = mia.post(page(thread), edit_data(
-        thread, metadata_original=["a", ""], metadata_key=["a", "a"], metadata_value=["1", "2"]))
+    twice = mia.post(
+        page(thread), edit_data(thread, metadata_original=["a", ""], metadata_key=["a", "a"], metadata_value=["1", "2"])
+    )
 
     assert keyless.context["maps"][0].error == "A value needs a key."
     assert "This key appears twice." in twice.text
@@ -514,6 +568,7 @@ def test_saving_a_page_loaded_before_another_change_is_a_conflict(mia, org, thre
 
 
 # --- viewers and CSRF -------------------------------------------------------------------------
+
 
 def test_a_viewer_sees_everything_and_no_forms(vic, thread):
     listing = vic.get(LIST)
@@ -553,8 +608,7 @@ def test_posts_with_the_csrf_token_are_accepted(member, thread):
     client.force_login(member)
     token = client.get(page(thread)).context["csrf_token"]
 
-    response = client.post(page(thread), edit_data(thread, title="With token",
-                                                   csrfmiddlewaretoken=str(token)))
+    response = client.post(page(thread), edit_data(thread, title="With token", csrfmiddlewaretoken=str(token)))
 
     assert response.status_code == 302
     thread.refresh_from_db()

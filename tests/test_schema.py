@@ -9,9 +9,15 @@ def test_the_schema_lists_every_canonical_route(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     paths = response.json()["paths"]
-    for path in ["/api/v1/threads", "/api/v1/threads/{thread_id}", "/api/v1/threads/{thread_id}/messages",
-                 "/api/v1/threads/{thread_id}/history", "/api/v1/threads/{thread_id}/chat-token",
-                 "/api/v1/auth/token", "/api/v1/auth/token/refresh"]:
+    for path in [
+        "/api/v1/threads",
+        "/api/v1/threads/{thread_id}",
+        "/api/v1/threads/{thread_id}/messages",
+        "/api/v1/threads/{thread_id}/history",
+        "/api/v1/threads/{thread_id}/chat-token",
+        "/api/v1/auth/token",
+        "/api/v1/auth/token/refresh",
+    ]:
         assert path in paths
     assert set(paths["/api/v1/threads/{thread_id}"]) >= {"get", "patch", "delete"}
     assert set(paths["/api/v1/threads/{thread_id}/messages/{message_id}"]) == {"delete"}
@@ -34,11 +40,15 @@ def test_the_field_sdk_surfaces_are_in_the_schema_each_under_its_own_tag(client)
         operations = document["paths"][path]
         assert set(operations) - {"parameters"} == methods, path
         assert all(operations[m]["tags"] == [tag] for m in methods), path
-    assert document["paths"]["/langgraph/threads/count"]["post"]["responses"]["200"]["content"][
-        "application/json"]["schema"] == {"type": "integer"}
+    assert document["paths"]["/langgraph/threads/count"]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ] == {"type": "integer"}
     assert document["components"]["securitySchemes"]["apiKeyHeader"] == {
-        "type": "apiKey", "in": "header", "name": "X-Api-Key",
-        "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes."}
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Api-Key",
+        "description": "An API key (`tk_…`), or any credential `Authorization: Bearer` takes.",
+    }
 
 
 def test_the_docs_page_uses_only_local_assets(client):

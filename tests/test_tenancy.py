@@ -10,8 +10,13 @@ from .conftest import Api, make_user, url
 pytestmark = pytest.mark.django_db
 
 ROUTES = [
-    ("get", ""), ("patch", ""), ("delete", ""), ("get", "/messages"), ("post", "/messages"),
-    ("get", "/history"), ("post", "/chat-token"),
+    ("get", ""),
+    ("patch", ""),
+    ("delete", ""),
+    ("get", "/messages"),
+    ("post", "/messages"),
+    ("get", "/history"),
+    ("post", "/chat-token"),
 ]
 BODIES = {"": {"title": "stolen"}, "/messages": {"role": "user", "content": "x"}, "/chat-token": {}}
 

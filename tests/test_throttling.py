@@ -59,8 +59,11 @@ def test_login_attempts_are_limited_per_address(member, client):
 
 def on_redis(prefix: str):
     """A test with the low rates and its counters in Redis (database 15, under ``prefix``)."""
-    cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-             "LOCATION": "redis://127.0.0.1:6379/15", "KEY_PREFIX": prefix}
+    cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379/15",
+        "KEY_PREFIX": prefix,
+    }
 
     def wrap(test):
         test = override_settings(THROTTLE_RATES=LOW, CACHES={"default": cache})(test)

@@ -86,8 +86,12 @@ class ExactValueFilter(admin.FieldListFilter):
 
     def choices(self, changelist):
         others = {k: v for k, v in changelist.params.items() if k != self.lookup_kwarg}
-        yield {"selected": not self.value, "display": "All", "others": others.items(),
-               "query_string": changelist.get_query_string(remove=[self.lookup_kwarg])}
+        yield {
+            "selected": not self.value,
+            "display": "All",
+            "others": others.items(),
+            "query_string": changelist.get_query_string(remove=[self.lookup_kwarg]),
+        }
 
 
 def search_terms(search_term: str) -> list[str]:
@@ -162,8 +166,12 @@ class ThreadAdminForm(forms.ModelForm):
     class Meta:
         model = Thread
         fields = ["organization", *merge.WRITABLE.values()]
-        labels = {"visible_in_ui": "Visible in UI", "project_id": "Project ID",
-                  "assistant_id": "Assistant ID", "user_id": "User ID"}
+        labels = {
+            "visible_in_ui": "Visible in UI",
+            "project_id": "Project ID",
+            "assistant_id": "Assistant ID",
+            "user_id": "User ID",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -190,8 +198,11 @@ class ThreadAdminForm(forms.ModelForm):
             add_thread_error(self, error)
         loaded = cleaned.get("loaded_version")
         if not self.adding and loaded is not None and loaded != self.instance.version:
-            self.add_error(None, f"Someone changed this thread since you opened it (now version "
-                                 f"{self.instance.version}). Reload the page; nothing was saved.")
+            self.add_error(
+                None,
+                f"Someone changed this thread since you opened it (now version "
+                f"{self.instance.version}). Reload the page; nothing was saved.",
+            )
         return cleaned
 
     def build_patch(self, cleaned) -> dict:
@@ -226,10 +237,29 @@ def flag(name: str, label: str):
 @admin.register(Thread)
 class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
     form = ThreadAdminForm
-    list_display = ["thread", "short_id", "org", "project", "user", "archived", "visible", "active",
-                    "pinned", "message_total", "updated_at"]
-    list_filter = ["organization", "is_archived", "visible_in_ui", "is_active", "is_pinned",
-                   ("project_id", ExactValueFilter), ("user_id", ExactValueFilter), "created_at"]
+    list_display = [
+        "thread",
+        "short_id",
+        "org",
+        "project",
+        "user",
+        "archived",
+        "visible",
+        "active",
+        "pinned",
+        "message_total",
+        "updated_at",
+    ]
+    list_filter = [
+        "organization",
+        "is_archived",
+        "visible_in_ui",
+        "is_active",
+        "is_pinned",
+        ("project_id", ExactValueFilter),
+        ("user_id", ExactValueFilter),
+        "created_at",
+    ]
     # Each term: the title contains it (the trigram index on PostgreSQL), or it is the thread's
     # id, project id or user id exactly (indexed lookups); see get_search_results.
     search_fields = ["title", "id", "project_id", "user_id"]
@@ -238,17 +268,23 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
     sortable_by = ["thread", "message_total", "updated_at"]  # the columns with an index
     # Rendering a row's thirteen cells is most of a page's time; 50 rows, as on the operator list.
     list_per_page = 50
-    readonly_fields = ["id", "version", "message_count", "last_activity_at", "created_at",
-                       "updated_at", "history"]
+    readonly_fields = ["id", "version", "message_count", "last_activity_at", "created_at", "updated_at", "history"]
     actions = ["archive", "unarchive", "hide", "show"]
     fieldsets = [
         (None, {"fields": ["organization", "title", "tags", "loaded_version"]}),
         ("Flags", {"fields": ["is_archived", "is_active", "visible_in_ui", "is_pinned"]}),
         ("Ids", {"fields": ["project_id", "assistant_id", "user_id"]}),
-        ("Data", {"fields": ["metadata", "variables"],
-                  "description": "JSON objects. Removing a key removes it; limits are checked."}),
-        ("Kept by the server", {"fields": ["id", "version", "message_count", "last_activity_at",
-                                           "created_at", "updated_at"]}),
+        (
+            "Data",
+            {
+                "fields": ["metadata", "variables"],
+                "description": "JSON objects. Removing a key removes it; limits are checked.",
+            },
+        ),
+        (
+            "Kept by the server",
+            {"fields": ["id", "version", "message_count", "last_activity_at", "created_at", "updated_at"]},
+        ),
         ("History", {"fields": ["history"]}),
     ]
 
@@ -318,11 +354,17 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
     def save_model(self, request, obj, form, change):
         actor = services.Actor.user(request.user)
         if change:
-            services.thread_update(org=obj.organization, thread_id=obj.pk, patch=form.patch,
-                                   actor=actor, if_match=form.cleaned_data.get("loaded_version"))
+            services.thread_update(
+                org=obj.organization,
+                thread_id=obj.pk,
+                patch=form.patch,
+                actor=actor,
+                if_match=form.cleaned_data.get("loaded_version"),
+            )
         else:
-            services.thread_create(org=form.cleaned_data["organization"], actor=actor,
-                                   data={"id": str(obj.pk), **form.patch})
+            services.thread_create(
+                org=form.cleaned_data["organization"], actor=actor, data={"id": str(obj.pk), **form.patch}
+            )
         obj.refresh_from_db()  # the object as stored, not as the form left it
 
     def changeform_view(self, request, *args, **kwargs):
@@ -333,8 +375,7 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
     def delete_model(self, request, obj):
-        services.thread_delete(org=obj.organization, thread_id=obj.pk,
-                               actor=services.Actor.user(request.user))
+        services.thread_delete(org=obj.organization, thread_id=obj.pk, actor=services.Actor.user(request.user))
 
     def delete_queryset(self, request, queryset):
         for thread in queryset.select_related("organization"):
@@ -346,8 +387,7 @@ class ThreadAdmin(CountlessAdmin, OrgScopedAdmin):
         for thread in queryset.select_related("organization").only("id", "organization"):
             by_org.setdefault(thread.organization, []).append(thread.pk)
         changed = sum(
-            services.threads_bulk_update(org=org, ids=ids, patch=patch, actor=actor)
-            for org, ids in by_org.items()
+            services.threads_bulk_update(org=org, ids=ids, patch=patch, actor=actor) for org, ids in by_org.items()
         )
         self.message_user(request, f"{changed} thread(s) {verb}.", messages.SUCCESS)
 
@@ -391,8 +431,7 @@ class MembershipAdmin(OrgScopedAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(OrgScopedAdmin):
-    list_display = ["name", "prefix", "organization", "scope", "created_at", "last_used_at",
-                    "revoked_at"]
+    list_display = ["name", "prefix", "organization", "scope", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", "scope"]
     search_fields = ["name", "prefix"]
     list_select_related = ["organization"]
@@ -401,8 +440,7 @@ class ApiKeyAdmin(OrgScopedAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["organization", "name", "scope"]
-        return ["organization", "name", "prefix", "scope", "created_at", "last_used_at",
-                "revoked_at"]
+        return ["organization", "name", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -458,8 +496,7 @@ class EventAdmin(CountlessAdmin, OrgScopedAdmin):
     for an organization of 100,000 threads beside one of 1,000,000). Across all organizations (a
     superuser's list) along the primary key, newest first of all."""
 
-    list_display = ["created_at", "action", "thread_id", "version", "actor_type", "actor_name",
-                    "organization"]
+    list_display = ["created_at", "action", "thread_id", "version", "actor_type", "actor_name", "organization"]
     list_filter = ["action", "actor_type", EventOrganizationFilter]
     # A thread id is looked up exactly (the (thread_id, -id) index); other words in actor names.
     search_fields = ["thread_id", "actor_name"]

@@ -96,9 +96,7 @@ def read(
         events = events.filter(thread_id=thread_id)
     if actions:
         events = events.filter(action__in=actions)
-    events = list(
-        events.filter(_after(after), _up_to(bound)).order_by("txid", "id")[: limit + 1]
-    )
+    events = list(events.filter(_after(after), _up_to(bound)).order_by("txid", "id")[: limit + 1])
     has_more = len(events) > limit
     events = events[:limit]
     if has_more:

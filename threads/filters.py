@@ -44,7 +44,7 @@ class ThreadFilterForm(forms.Form):
         except ThreadError as error:
             self.add_error(None, forms.ValidationError(f"tag: {error.message}"))
         self.metadata_pairs = [
-            (name[len(METADATA_PREFIX):], value)
+            (name[len(METADATA_PREFIX) :], value)
             for name in data
             if name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)
             for value in data.getlist(name)
@@ -130,19 +130,19 @@ def _json_exists(sql: str, params: tuple) -> ExpressionWrapper:
 def _has_tag(tag: str):
     if connection.vendor == "postgresql":
         return Q(tags__contains=[tag])  # jsonb @>, served by the GIN index
-    return _json_exists(
-        "EXISTS (SELECT 1 FROM json_each(threads_thread.tags) WHERE json_each.value = %s)", (tag,)
-    )
+    return _json_exists("EXISTS (SELECT 1 FROM json_each(threads_thread.tags) WHERE json_each.value = %s)", (tag,))
 
 
 def _metadata_equals(queryset: QuerySet, key: str, value: str) -> QuerySet:
     if connection.vendor == "postgresql":
         return queryset.filter(metadata__contains={key: value})
-    return queryset.filter(_json_exists(
-        "EXISTS (SELECT 1 FROM json_each(threads_thread.metadata) WHERE json_each.key = %s"
-        " AND json_each.type = 'text' AND json_each.value = %s)",
-        (key, value),
-    ))
+    return queryset.filter(
+        _json_exists(
+            "EXISTS (SELECT 1 FROM json_each(threads_thread.metadata) WHERE json_each.key = %s"
+            " AND json_each.type = 'text' AND json_each.value = %s)",
+            (key, value),
+        )
+    )
 
 
 def ordering_fields(value: str) -> list[tuple[str, bool]]:
@@ -150,4 +150,3 @@ def ordering_fields(value: str) -> list[tuple[str, bool]]:
     descending = value.startswith("-")
     field = ORDERINGS[value.lstrip("-")]
     return [(field, descending), ("id", descending)]
-

@@ -22,9 +22,7 @@ def hash_api_key(raw: str) -> str:
 def api_key_create(*, org: Organization, name: str, scope: str = "write") -> tuple[ApiKey, str]:
     """Returns the stored key and the raw key, which is never stored."""
     raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
-        organization=org, name=name, scope=scope, prefix=raw[:10], key_hash=hash_api_key(raw)
-    )
+    key = ApiKey.objects.create(organization=org, name=name, scope=scope, prefix=raw[:10], key_hash=hash_api_key(raw))
     return key, raw
 
 

@@ -145,8 +145,15 @@ def _params(org_id: Any, pk: uuid.UUID, patch: merge.Patch, if_match: int | None
     return params
 
 
-def _run(org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str],
-         now: datetime, render: str | None) -> tuple[int, list]:
+def _run(
+    org_id: Any,
+    thread_id: Any,
+    patch: merge.Patch,
+    if_match: int | None,
+    actor: dict[str, str],
+    now: datetime,
+    render: str | None,
+) -> tuple[int, list]:
     """Run the patch's statement: the version before it and the answer's other values, or the
     error of the rule it broke (having written nothing)."""
     try:
@@ -180,7 +187,12 @@ def update(
 
 
 def update_rendered(
-    org_id: Any, thread_id: Any, patch: merge.Patch, if_match: int | None, actor: dict[str, str], now: datetime,
+    org_id: Any,
+    thread_id: Any,
+    patch: merge.Patch,
+    if_match: int | None,
+    actor: dict[str, str],
+    now: datetime,
     render: str,
 ) -> tuple[int, Any]:
     """``update``, answering the thread's version after it and the value of ``render`` over the row

@@ -27,12 +27,8 @@ class Membership(models.Model):
         MEMBER = "member", "member"
         VIEWER = "viewer", "viewer"
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
-    )
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     def __str__(self) -> str:
@@ -68,9 +64,7 @@ class ApiKey(models.Model):
 class Thread(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Every index below starts with the organization: one on it alone would only cost writes.
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="threads", db_index=False
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="threads", db_index=False)
     title = models.CharField(max_length=256, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=dict, blank=True)
@@ -92,29 +86,21 @@ class Thread(models.Model):
         indexes = [
             models.Index(fields=["organization", "-created_at", "-id"], name="thread_org_created"),
             models.Index(fields=["organization", "-updated_at", "-id"], name="thread_org_updated"),
-            models.Index(
-                fields=["organization", "-last_activity_at", "-id"], name="thread_org_activity"
-            ),
+            models.Index(fields=["organization", "-last_activity_at", "-id"], name="thread_org_activity"),
             models.Index(fields=["organization", "title", "id"], name="thread_org_title"),
-            models.Index(
-                fields=["organization", "-message_count", "-id"], name="thread_org_messages"
-            ),
+            models.Index(fields=["organization", "-message_count", "-id"], name="thread_org_messages"),
             # Filters on a flag few threads have, in the lists' default order (the operator list
             # hides archived threads): partial, so only the hidden, inactive or pinned rows pay
             # for them on a write.
             *[
-                models.Index(
-                    fields=["organization", "is_archived", "-updated_at", "-id"], name=name, condition=flag
-                )
+                models.Index(fields=["organization", "is_archived", "-updated_at", "-id"], name=name, condition=flag)
                 for name, flag in (
                     ("thread_org_hidden", models.Q(visible_in_ui=False)),
                     ("thread_org_inactive", models.Q(is_active=False)),
                     ("thread_org_pinned", models.Q(is_pinned=True)),
                 )
             ],
-            models.Index(
-                fields=["organization", "is_archived", "-created_at"], name="thread_org_archived"
-            ),
+            models.Index(fields=["organization", "is_archived", "-created_at"], name="thread_org_archived"),
             models.Index(fields=["organization", "project_id"], name="thread_org_project"),
             models.Index(fields=["organization", "assistant_id"], name="thread_org_assistant"),
             models.Index(fields=["organization", "user_id"], name="thread_org_user"),
@@ -184,9 +170,7 @@ class Event(models.Model):
     txid = models.BigIntegerField(db_default=0, editable=False)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["thread_id", "version"], name="event_thread_version")
-        ]
+        constraints = [models.UniqueConstraint(fields=["thread_id", "version"], name="event_thread_version")]
         indexes = [
             models.Index(fields=["thread_id", "-id"], name="event_thread_newest"),
             models.Index(fields=["organization", "-id"], name="event_org_newest"),

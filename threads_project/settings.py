@@ -172,7 +172,8 @@ for number, replica_url in enumerate(env_list("DATABASE_REPLICA_URLS")):
     if DATABASES["default"]["ENGINE"] != "threads_project.postgres":
         raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs PostgreSQL in DATABASE_URL.")
     replica = dj_database_url.parse(
-        replica_url, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
+        replica_url,
+        conn_max_age=DATABASES["default"]["CONN_MAX_AGE"],
         conn_health_checks=DATABASES["default"]["CONN_HEALTH_CHECKS"],
     )
     if replica["ENGINE"] != "django.db.backends.postgresql":

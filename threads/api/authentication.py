@@ -81,10 +81,7 @@ class BearerAuthentication(JWTAuthentication):
             user_id = validated_token["user_id"]
         except KeyError:
             raise InvalidToken("The token has no user.") from None
-        user = (
-            get_user_model().objects.select_related("membership__organization")
-            .filter(pk=user_id).first()
-        )
+        user = get_user_model().objects.select_related("membership__organization").filter(pk=user_id).first()
         if user is None or not user.is_active:
             raise AuthenticationFailed("The user of this token is unknown or inactive.")
         return user
@@ -98,7 +95,10 @@ class BearerAuthentication(JWTAuthentication):
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now  # the cached copy too: at most one such write a minute per process
         principal = Principal(
-            "api_key", key.organization, key.scope == ApiKey.Scope.WRITE, Actor.api_key(key),
+            "api_key",
+            key.organization,
+            key.scope == ApiKey.Scope.WRITE,
+            Actor.api_key(key),
             api_key=key,
         )
         return principal, key

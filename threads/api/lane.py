@@ -58,7 +58,7 @@ def answer(request) -> HttpResponse | None:
     path = request.path_info
     if request.method != "PATCH" or not path.startswith(prefix):
         return None
-    thread_id = path[len(prefix):]
+    thread_id = path[len(prefix) :]
     if not thread_id or "/" in thread_id:  # the route's <str:thread_id>
         return None
     return patch(request, thread_id, headers)

@@ -19,9 +19,7 @@ METADATA_VALUE_SCHEMA = {
 }
 
 
-@extend_schema_field(
-    {"type": "object", "additionalProperties": METADATA_VALUE_SCHEMA, "maxProperties": 16}
-)
+@extend_schema_field({"type": "object", "additionalProperties": METADATA_VALUE_SCHEMA, "maxProperties": 16})
 class MetadataField(serializers.JSONField):
     pass
 
@@ -70,9 +68,25 @@ class ThreadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Thread
         fields = [
-            "id", "object", "title", "metadata", "variables", "tags", "isArchived", "isActive",
-            "visibleInUi", "isPinned", "projectId", "assistantId", "userId", "organizationId",
-            "messageCount", "lastActivityAt", "createdAt", "updatedAt", "version",
+            "id",
+            "object",
+            "title",
+            "metadata",
+            "variables",
+            "tags",
+            "isArchived",
+            "isActive",
+            "visibleInUi",
+            "isPinned",
+            "projectId",
+            "assistantId",
+            "userId",
+            "organizationId",
+            "messageCount",
+            "lastActivityAt",
+            "createdAt",
+            "updatedAt",
+            "version",
         ]
         read_only_fields = fields
 

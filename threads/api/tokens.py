@@ -52,7 +52,12 @@ def install_rotating_backend() -> None:
     from rest_framework_simplejwt.settings import api_settings
 
     Token._token_backend = RotatingTokenBackend(
-        api_settings.ALGORITHM, api_settings.SIGNING_KEY, api_settings.VERIFYING_KEY,
-        api_settings.AUDIENCE, api_settings.ISSUER, api_settings.JWK_URL, api_settings.LEEWAY,
+        api_settings.ALGORITHM,
+        api_settings.SIGNING_KEY,
+        api_settings.VERIFYING_KEY,
+        api_settings.AUDIENCE,
+        api_settings.ISSUER,
+        api_settings.JWK_URL,
+        api_settings.LEEWAY,
         api_settings.JSON_ENCODER,
     )

@@ -46,23 +46,26 @@ CHAT_WRITABLE = frozenset({"metadata", "variables"})
 ERRORS = {code: ErrorResponse for code in (400, 401, 403, 404, 411, 412, 413, 415, 422, 429, 503)}
 AUTH_ERRORS = {code: ErrorResponse for code in (400, 401, 411, 413, 415, 429, 503)}
 IF_MATCH = OpenApiParameter(
-    "If-Match", str, OpenApiParameter.HEADER, required=False,
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
     description='Write only if the stored version matches, e.g. `"3"`; else 412.',
 )
 
 LIST_PARAMETERS = [
     OpenApiParameter("tag", str, many=True, description="Repeatable; every tag must match."),
-    *[OpenApiParameter(name, str, enum=["true", "false", "any"])
-      for name in ("isArchived", "visibleInUi", "isActive", "isPinned")],
+    *[
+        OpenApiParameter(name, str, enum=["true", "false", "any"])
+        for name in ("isArchived", "visibleInUi", "isActive", "isPinned")
+    ],
     *[OpenApiParameter(name, str) for name in ("projectId", "assistantId", "userId")],
     OpenApiParameter("search", str, description="Title contains (case-insensitive)."),
     *[OpenApiParameter(name, datetime) for name in ("createdAfter", "createdBefore", "updatedAfter")],
     OpenApiParameter("ordering", str, enum=[value for value, _ in ORDERING_CHOICES]),
     OpenApiParameter("limit", int, description="Page size, default 20, at most 100."),
     OpenApiParameter("cursor", str, description="From a `next` or `previous` link."),
-    OpenApiParameter(
-        "metadata.{key}", str, description="Exact match on one metadata key (repeatable, any key)."
-    ),
+    OpenApiParameter("metadata.{key}", str, description="Exact match on one metadata key (repeatable, any key)."),
 ]
 
 
@@ -82,9 +85,7 @@ def parse_if_match(raw: str | None) -> int | None:
 
 
 def thread_response(thread, status: int = 200, **headers) -> Response:
-    return Response(
-        ThreadSerializer(thread).data, status=status, headers={"ETag": f'"{thread.version}"', **headers}
-    )
+    return Response(ThreadSerializer(thread).data, status=status, headers={"ETag": f'"{thread.version}"', **headers})
 
 
 def paginated(request, queryset, serializer_class, ordering) -> Response:
@@ -106,8 +107,10 @@ class ThreadListView(APIView):
         filterset = ThreadFilter(request.query_params, queryset=selectors.thread_qs(org))
         if not filterset.is_valid():
             field, messages = next(iter(filterset.errors.items()))
-            raise invalid(f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
-                          None if field == "__all__" else field)
+            raise invalid(
+                f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
+                None if field == "__all__" else field,
+            )
         ordering = ordering_fields(filterset.ordering_value)
         if connection.vendor != "postgresql":
             return paginated(request, filterset.qs, ThreadSerializer, ordering)
@@ -118,13 +121,13 @@ class ThreadListView(APIView):
         return paginator.json_response([row["json"] for row in rows])
 
     @extend_schema(
-        operation_id="threads_create", summary="Create a thread", request=ThreadCreateRequest,
+        operation_id="threads_create",
+        summary="Create a thread",
+        request=ThreadCreateRequest,
         responses={201: ThreadSerializer, 409: ErrorResponse, **ERRORS},
     )
     def post(self, request):
-        thread = services.thread_create(
-            org=request.user.organization, data=request.data, actor=request.user.actor
-        )
+        thread = services.thread_create(org=request.user.organization, data=request.data, actor=request.user.actor)
         return thread_response(thread, 201, Location=f"/api/v1/threads/{thread.pk}")
 
 
@@ -145,8 +148,13 @@ def patch_thread(principal, thread_id, data, if_match_header: str | None) -> Htt
             raise ThreadError("permission_denied", "A chat token may change only metadata and variables.")
         fields = CHAT_WRITABLE
     version, body = services.thread_update_rendered(
-        org=principal.organization, thread_id=thread_id, patch=data, actor=principal.actor,
-        if_match=parse_if_match(if_match_header), fields=fields, rendering=THREAD_RENDERING,
+        org=principal.organization,
+        thread_id=thread_id,
+        patch=data,
+        actor=principal.actor,
+        if_match=parse_if_match(if_match_header),
+        fields=fields,
+        rendering=THREAD_RENDERING,
     )
     response = HttpResponse(json_text(body), content_type="application/json")
     response["ETag"] = f'"{version}"'
@@ -161,7 +169,9 @@ class ThreadDetailView(APIView):
         return thread_response(selectors.thread_get(request.user.organization, thread_id))
 
     @extend_schema(
-        operation_id="threads_update", summary="Merge-patch a thread", request=ThreadPatchRequest,
+        operation_id="threads_update",
+        summary="Merge-patch a thread",
+        request=ThreadPatchRequest,
         parameters=[IF_MATCH],
         responses={200: ThreadSerializer, **ERRORS},
     )
@@ -169,12 +179,16 @@ class ThreadDetailView(APIView):
         return patch_thread(request.user, thread_id, request.data, request.META.get("HTTP_IF_MATCH"))
 
     @extend_schema(
-        operation_id="threads_delete", summary="Delete a thread", parameters=[IF_MATCH],
+        operation_id="threads_delete",
+        summary="Delete a thread",
+        parameters=[IF_MATCH],
         responses={204: None, **ERRORS},
     )
     def delete(self, request, thread_id):
         services.thread_delete(
-            org=request.user.organization, thread_id=thread_id, actor=request.user.actor,
+            org=request.user.organization,
+            thread_id=thread_id,
+            actor=request.user.actor,
             if_match=if_match(request),
         )
         return Response(status=204)
@@ -184,7 +198,8 @@ class MessageListView(APIView):
     chat_token_methods = ("GET", "POST")
 
     @extend_schema(
-        operation_id="messages_list", summary="List a thread's messages, oldest first",
+        operation_id="messages_list",
+        summary="List a thread's messages, oldest first",
         responses={200: page_of(MessageSerializer), **ERRORS},
     )
     def get(self, request, thread_id):
@@ -192,12 +207,16 @@ class MessageListView(APIView):
         return paginated(request, messages, MessageSerializer, [("created_at", False), ("id", False)])
 
     @extend_schema(
-        operation_id="messages_create", summary="Add a message", request=MessageCreateRequest,
+        operation_id="messages_create",
+        summary="Add a message",
+        request=MessageCreateRequest,
         responses={201: MessageSerializer, **ERRORS},
     )
     def post(self, request, thread_id):
         message = services.message_add(
-            org=request.user.organization, thread_id=thread_id, data=request.data,
+            org=request.user.organization,
+            thread_id=thread_id,
+            data=request.data,
             actor=request.user.actor,
         )
         return Response(MessageSerializer(message).data, status=201)
@@ -205,22 +224,28 @@ class MessageListView(APIView):
 
 class MessageDetailView(APIView):
     @extend_schema(
-        operation_id="messages_delete", summary="Delete a message", parameters=[IF_MATCH],
+        operation_id="messages_delete",
+        summary="Delete a message",
+        parameters=[IF_MATCH],
         description="The thread's `messageCount` goes one down and its version one up (the new "
         "version is the answer's `ETag`); the history records a `message_deleted` event.",
         responses={204: None, **ERRORS},
     )
     def delete(self, request, thread_id, message_id):
         thread = services.message_delete(
-            org=request.user.organization, thread_id=thread_id, message_id=message_id,
-            actor=request.user.actor, if_match=if_match(request),
+            org=request.user.organization,
+            thread_id=thread_id,
+            message_id=message_id,
+            actor=request.user.actor,
+            if_match=if_match(request),
         )
         return Response(status=204, headers={"ETag": f'"{thread.version}"'})
 
 
 class HistoryView(APIView):
     @extend_schema(
-        operation_id="history_list", summary="List a thread's change events, newest first",
+        operation_id="history_list",
+        summary="List a thread's change events, newest first",
         responses={200: page_of(EventSerializer), **ERRORS},
     )
     @replica_reads
@@ -240,8 +265,10 @@ FEED_PARAMETERS = [
 
 class EventFeedView(APIView):
     @extend_schema(
-        operation_id="events_list", summary="Read the organization's change events, oldest first",
-        parameters=FEED_PARAMETERS, responses={200: FeedPage, **ERRORS},
+        operation_id="events_list",
+        summary="Read the organization's change events, oldest first",
+        parameters=FEED_PARAMETERS,
+        responses={200: FeedPage, **ERRORS},
     )
     def get(self, request):
         params = request.query_params
@@ -254,16 +281,19 @@ class EventFeedView(APIView):
         events, position, has_more = feed.read(
             request.user.organization.pk, after, limit, thread_id=thread_id, actions=actions
         )
-        return Response({
-            "results": [feed.event_json(event) for event in events],
-            "nextCursor": feed.encode(position),
-            "hasMore": has_more,
-        })
+        return Response(
+            {
+                "results": [feed.event_json(event) for event in events],
+                "nextCursor": feed.encode(position),
+                "hasMore": has_more,
+            }
+        )
 
 
 class ChatTokenView(APIView):
     @extend_schema(
-        operation_id="chat_token_create", summary="Issue a chat token for a thread",
+        operation_id="chat_token_create",
+        summary="Issue a chat token for a thread",
         request=ChatTokenRequest,
         responses={200: ChatTokenResponse, **ERRORS},
     )
@@ -277,10 +307,13 @@ class ChatTokenView(APIView):
         thread = selectors.thread_get(request.user.organization, thread_id)
         token = ChatToken.for_thread(thread, ttl)
         expires = datetime.fromtimestamp(token["exp"], tz=UTC)
-        return Response({
-            "token": str(token), "threadId": str(thread.pk),
-            "expiresAt": format_datetime(expires),
-        })
+        return Response(
+            {
+                "token": str(token),
+                "threadId": str(thread.pk),
+                "expiresAt": format_datetime(expires),
+            }
+        )
 
 
 # simplejwt's views, with every status they can answer documented (their docstrings stay the

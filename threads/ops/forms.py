@@ -22,8 +22,7 @@ BULK_ACTIONS = {
     "add_tag": ("Add tag", None),
     "remove_tag": ("Remove tag", None),
 }
-FLAGS = {"isArchived": "Archived", "isActive": "Active", "visibleInUi": "Visible in UI",
-         "isPinned": "Pinned"}
+FLAGS = {"isArchived": "Archived", "isActive": "Active", "visibleInUi": "Visible in UI", "isPinned": "Pinned"}
 IDS = {"projectId": "Project ID", "assistantId": "Assistant ID", "userId": "User ID"}
 
 
@@ -90,10 +89,15 @@ class ThreadForm(forms.Form):
     @classmethod
     def initial_for(cls, thread) -> dict:
         return {
-            "title": thread.title, "tags": merge.join_tags(thread.tags), "isArchived": thread.is_archived,
-            "isActive": thread.is_active, "visibleInUi": thread.visible_in_ui,
-            "isPinned": thread.is_pinned, "projectId": thread.project_id or "",
-            "assistantId": thread.assistant_id or "", "userId": thread.user_id or "",
+            "title": thread.title,
+            "tags": merge.join_tags(thread.tags),
+            "isArchived": thread.is_archived,
+            "isActive": thread.is_active,
+            "visibleInUi": thread.visible_in_ui,
+            "isPinned": thread.is_pinned,
+            "projectId": thread.project_id or "",
+            "assistantId": thread.assistant_id or "",
+            "userId": thread.user_id or "",
             "version": thread.version,
         }
 
@@ -103,7 +107,8 @@ class ThreadForm(forms.Form):
         a line break or a tag with a comma survives an unrelated save)."""
         shown = self.initial_for(thread)
         patch = {
-            name: value for name, value in self.cleaned_data.items()
+            name: value
+            for name, value in self.cleaned_data.items()
             if name != "version" and value != _as_posted(shown[name], self.fields[name])
         }
         if "tags" in patch:
@@ -154,8 +159,7 @@ class MapRows:
     @classmethod
     def from_post(cls, name: str, data) -> MapRows:
         columns = (data.getlist(f"{name}_{part}") for part in ("original", "key", "value"))
-        rows = [Row(o, k if k.strip() else "", v)
-                for o, k, v in zip_longest(*columns, fillvalue="")]
+        rows = [Row(o, k if k.strip() else "", v) for o, k, v in zip_longest(*columns, fillvalue="")]
         return cls(name, [r for r in rows if r.original or r.key or r.value])
 
     @property
@@ -173,8 +177,7 @@ class MapRows:
             # A key shown in an <input> comes back without line breaks: still the same key.
             key = row.original if row.key == _one_line(row.original) else row.key
             if key in new:
-                raise ThreadError("invalid_parameters", "This key appears twice.",
-                                  f"{self.name}.{key}")
+                raise ThreadError("invalid_parameters", "This key appears twice.", f"{self.name}.{key}")
             new[key] = _from_text(row.value, stored.get(row.original), self.name, key)
         return merge.map_patch(stored, new)
 
@@ -219,6 +222,7 @@ def _from_text(text: str, stored, name: str, key: str):
     except ValueError:
         value = None
     if not isinstance(value, list):
-        raise ThreadError("invalid_parameters", 'This key holds a list: enter it as JSON, '
-                          'e.g. ["a", "b"].', f"{name}.{key}")
+        raise ThreadError(
+            "invalid_parameters", 'This key holds a list: enter it as JSON, e.g. ["a", "b"].', f"{name}.{key}"
+        )
     return value

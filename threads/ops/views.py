@@ -26,8 +26,13 @@ from .forms import BULK_ACTIONS, BulkForm, MapRows, ThreadForm
 
 PAGE_SIZE = 50
 LIST_ORDERING = "-updatedAt"
-SORTABLE = [("title", "Title"), ("messageCount", "Messages"), ("lastActivityAt", "Last activity"),
-            ("updatedAt", "Updated"), ("createdAt", "Created")]
+SORTABLE = [
+    ("title", "Title"),
+    ("messageCount", "Messages"),
+    ("lastActivityAt", "Last activity"),
+    ("updatedAt", "Updated"),
+    ("createdAt", "Created"),
+]
 MESSAGES_SHOWN = 200
 EVENTS_SHOWN = 100
 MAPS = ("metadata", "variables")
@@ -49,7 +54,8 @@ def operator(request, thread_id=None) -> Operator:
         orgs = list(Organization.objects.order_by("slug"))
         slug = request.GET.get("org") or (thread_id and _org_slug_of(thread_id))
         org = next((o for o in orgs if o.slug == slug), None) or (
-            membership.organization if membership else (orgs[0] if orgs else None))
+            membership.organization if membership else (orgs[0] if orgs else None)
+        )
         if org is None:
             raise Http404("No organization yet.")
         return Operator(org, True, "?" + urlencode({"org": org.slug}), orgs)
@@ -94,12 +100,22 @@ def thread_list(request):
             # capped count reads are then spread like the organization's, not bunched at one end.
             count = row_count(threads.qs.order_by("-updated_at", "-id"))
             context = {"count": count, **page_links(params, pages, ordering)}
-    return render(request, "ops/thread_list.html", {
-        "op": op, "filter": threads, "params": params, "page": rows, **context,
-        "columns": sort_links(params, ordering), "actions": BULK_ACTIONS,
-        "tag_values": params.getlist("tag") or [""],
-        "metadata_filters": [(k, params[k]) for k in params if k.startswith("metadata.")],
-    }, status=200 if rows is not None else 400)
+    return render(
+        request,
+        "ops/thread_list.html",
+        {
+            "op": op,
+            "filter": threads,
+            "params": params,
+            "page": rows,
+            **context,
+            "columns": sort_links(params, ordering),
+            "actions": BULK_ACTIONS,
+            "tag_values": params.getlist("tag") or [""],
+            "metadata_filters": [(k, params[k]) for k in params if k.startswith("metadata.")],
+        },
+        status=200 if rows is not None else 400,
+    )
 
 
 def page_links(params, pages: KeysetPagination, ordering: str) -> dict:
@@ -115,8 +131,12 @@ def page_links(params, pages: KeysetPagination, ordering: str) -> dict:
     labels = ("Previous", "Next")
     if ordering.lstrip("-").endswith("At"):
         labels = ("Newer", "Older") if ordering.startswith("-") else ("Older", "Newer")
-    return {"first_url": f"?{first.urlencode()}" if pages.has_previous else None,
-            "previous_url": link(True), "next_url": link(False), "link_labels": labels}
+    return {
+        "first_url": f"?{first.urlencode()}" if pages.has_previous else None,
+        "previous_url": link(True),
+        "next_url": link(False),
+        "link_labels": labels,
+    }
 
 
 def sort_links(params, current: str) -> list[tuple[str, str, str]]:
@@ -124,8 +144,7 @@ def sort_links(params, current: str) -> list[tuple[str, str, str]]:
     links = []
     for name, label in SORTABLE:
         if current.lstrip("-") == name:
-            target, arrow = (name if current.startswith("-") else f"-{name}"), (
-                "↓" if current.startswith("-") else "↑")
+            target, arrow = (name if current.startswith("-") else f"-{name}"), ("↓" if current.startswith("-") else "↑")
         else:
             target, arrow = (name if name == "title" else f"-{name}"), ""
         query = params.copy()
@@ -146,10 +165,13 @@ def bulk_update(request, op: Operator):
     ids = form.cleaned_data["ids"]
     try:
         changed = services.threads_bulk_update(
-            org=op.org, ids=ids, patch=form.patch(), actor=services.Actor.user(request.user))
+            org=op.org, ids=ids, patch=form.patch(), actor=services.Actor.user(request.user)
+        )
     except ThreadError as error:  # one thread refused it (e.g. its 33rd tag); each has its own
-        messages.error(request, f"Stopped at a thread that refused the change: {error.message} "
-                                "Threads before it in the list were changed.")
+        messages.error(
+            request,
+            f"Stopped at a thread that refused the change: {error.message} Threads before it in the list were changed.",
+        )
     else:
         label = BULK_ACTIONS[form.cleaned_data["action"]][0]
         messages.success(request, f"{label}: {changed} of {len(ids)} selected thread(s) changed.")
@@ -175,12 +197,20 @@ def thread_detail(request, thread_id):
     else:
         form = ThreadForm(initial=ThreadForm.initial_for(thread))
         maps = [MapRows.from_stored(name, getattr(thread, name)) for name in MAPS]
-    return render(request, "ops/thread_detail.html", {
-        "op": op, "thread": thread, "form": form, "maps": maps,
-        "events": selectors.thread_events(op.org, thread.pk).order_by("-id")[:EVENTS_SHOWN],
-        "messages_shown": thread.messages.order_by("created_at", "id")[:MESSAGES_SHOWN],
-        "list_url": reverse("ops:thread-list") + op.org_query,
-    }, status=status)
+    return render(
+        request,
+        "ops/thread_detail.html",
+        {
+            "op": op,
+            "thread": thread,
+            "form": form,
+            "maps": maps,
+            "events": selectors.thread_events(op.org, thread.pk).order_by("-id")[:EVENTS_SHOWN],
+            "messages_shown": thread.messages.order_by("created_at", "id")[:MESSAGES_SHOWN],
+            "list_url": reverse("ops:thread-list") + op.org_query,
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -192,7 +222,8 @@ def message_delete(request, thread_id, message_id):
         raise PermissionDenied
     try:
         thread = services.message_delete(
-            org=op.org, thread_id=thread_id, message_id=message_id, actor=services.Actor.user(request.user))
+            org=op.org, thread_id=thread_id, message_id=message_id, actor=services.Actor.user(request.user)
+        )
     except ThreadError as error:
         if error.code == "thread_not_found":
             raise Http404("Thread not found.") from None
@@ -210,14 +241,21 @@ def save(request, op: Operator, thread, form: ThreadForm, maps: list[MapRows]) -
             if changes := rows.patch(getattr(thread, rows.name)):
                 patch[rows.name] = changes
         updated = services.thread_update(
-            org=op.org, thread_id=thread.pk, patch=patch,
-            actor=services.Actor.user(request.user), if_match=form.cleaned_data["version"])
+            org=op.org,
+            thread_id=thread.pk,
+            patch=patch,
+            actor=services.Actor.user(request.user),
+            if_match=form.cleaned_data["version"],
+        )
     except ThreadError as error:
         if error.code == "version_mismatch":
             form.conflict = True
-            form.add_error(None, f"Someone changed this thread since you opened this page (it is "
-                                 f"now at version {thread.version}). Nothing was saved: reload the "
-                                 f"page to see their changes, then make yours again.")
+            form.add_error(
+                None,
+                f"Someone changed this thread since you opened this page (it is "
+                f"now at version {thread.version}). Nothing was saved: reload the "
+                f"page to see their changes, then make yours again.",
+            )
         elif not (form.show_error(error) or any(rows.show_error(error) for rows in maps)):
             form.add_error(None, error.message)
         return False

@@ -30,9 +30,11 @@ class Command(OperatorCommand):
         if inactive_days < 0:
             raise CommandError("--inactive-days must be 0 or more.")
         cutoff = timezone.now() - timedelta(days=inactive_days)
-        stale = Thread.objects.filter(is_archived=False).alias(
-            activity=Coalesce(F("last_activity_at"), F("created_at"))
-        ).filter(activity__lt=cutoff)
+        stale = (
+            Thread.objects.filter(is_archived=False)
+            .alias(activity=Coalesce(F("last_activity_at"), F("created_at")))
+            .filter(activity__lt=cutoff)
+        )
         if org:
             stale = stale.filter(organization=get_org(org))
         total = stale.count()
@@ -53,8 +55,9 @@ class Command(OperatorCommand):
                 if org_id not in orgs:
                     orgs[org_id] = Organization.objects.get(pk=org_id)
                 try:  # if_match: a thread that moved since it was selected is not archived
-                    thread_update(org=orgs[org_id], thread_id=pk, patch={"isArchived": True},
-                                  actor=actor, if_match=version)
+                    thread_update(
+                        org=orgs[org_id], thread_id=pk, patch={"isArchived": True}, actor=actor, if_match=version
+                    )
                     archived += 1
                 except ThreadError as error:
                     if error.code not in ("version_mismatch", "thread_not_found"):

@@ -13,7 +13,5 @@ class Command(OperatorCommand):
 
     def handle(self, *args, org, name, scope, **options):
         key, raw = api_key_create(org=get_org(org), name=name, scope=scope)
-        self.stdout.write(
-            f"Created {scope} key '{key.name}' ({key.prefix}…). It is shown only once:"
-        )
+        self.stdout.write(f"Created {scope} key '{key.name}' ({key.prefix}…). It is shown only once:")
         self.stdout.write(raw)

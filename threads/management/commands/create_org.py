@@ -15,9 +15,7 @@ class Command(OperatorCommand):
 
     def handle(self, *args, slug, name, **options):
         if slugify(slug) != slug:
-            raise CommandError(
-                f"'{slug}' is not a valid slug (lower-case letters, digits, - and _)."
-            )
+            raise CommandError(f"'{slug}' is not a valid slug (lower-case letters, digits, - and _).")
         if Organization.objects.filter(slug=slug).exists():
             raise CommandError(f"Organization '{slug}' already exists.")
         org = Organization.objects.create(slug=slug, name=name or slug)

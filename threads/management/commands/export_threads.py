@@ -16,7 +16,7 @@ BATCH = 1000
 class Command(OperatorCommand):
     help = (
         "Write threads as JSON Lines: one thread a line in the API's shape, with its messages "
-        "under \"messages\" (oldest first). Streams in batches of 1,000 threads by id, so memory "
+        'under "messages" (oldest first). Streams in batches of 1,000 threads by id, so memory '
         "stays flat whatever the count; import_threads reads the file back."
     )
 
@@ -54,7 +54,8 @@ def thread_lines(threads):
         yield [
             json.dumps(
                 {**data, "messages": MessageSerializer(messages[thread.pk], many=True).data},
-                ensure_ascii=False, separators=(",", ":"),
+                ensure_ascii=False,
+                separators=(",", ":"),
             )
             for thread, data in zip(batch, ThreadSerializer(batch, many=True).data, strict=True)
         ]

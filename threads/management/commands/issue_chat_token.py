@@ -17,9 +17,13 @@ class Command(OperatorCommand):
     def add_arguments(self, parser):
         parser.add_argument("thread_id")
         parser.add_argument("--org", help="Organization slug: only a thread of this organization.")
-        parser.add_argument("--ttl", type=int, default=CHAT_TTL_DEFAULT, metavar="SECONDS",
-                            help=f"Lifetime, {CHAT_TTL_MIN} to {CHAT_TTL_MAX} (default: "
-                                 f"{CHAT_TTL_DEFAULT}).")
+        parser.add_argument(
+            "--ttl",
+            type=int,
+            default=CHAT_TTL_DEFAULT,
+            metavar="SECONDS",
+            help=f"Lifetime, {CHAT_TTL_MIN} to {CHAT_TTL_MAX} (default: {CHAT_TTL_DEFAULT}).",
+        )
 
     def handle(self, *args, thread_id, org, ttl, **options):
         if not CHAT_TTL_MIN <= ttl <= CHAT_TTL_MAX:

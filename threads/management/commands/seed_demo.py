@@ -19,11 +19,22 @@ from ._common import OperatorCommand, Progress
 
 BATCH = 5000
 TOPICS = ["billing", "onboarding", "bug", "feature-request", "refund", "login", "export", "api"]
-TITLES = ["Cannot log in", "Invoice question", "Export to CSV", "Webhook retries",
-          "Upgrade plan", "Reset password", "Slow responses", "Add a teammate"]
+TITLES = [
+    "Cannot log in",
+    "Invoice question",
+    "Export to CSV",
+    "Webhook retries",
+    "Upgrade plan",
+    "Reset password",
+    "Slow responses",
+    "Add a teammate",
+]
 ASKS = ["Hi, {t} — can you help?", "Hello! Question about: {t}.", "{t}: it keeps happening."]
-ANSWERS = ["Thanks for reaching out, {n}. Let me look into it.", "Sure, {n} — here is what to do.",
-           "Sorry about that, {n}. A fix is on its way."]
+ANSWERS = [
+    "Thanks for reaching out, {n}. Let me look into it.",
+    "Sure, {n} — here is what to do.",
+    "Sorry about that, {n}. A fix is on its way.",
+]
 
 
 class Command(OperatorCommand):
@@ -38,11 +49,15 @@ class Command(OperatorCommand):
     def add_arguments(self, parser):
         parser.add_argument("--org", default="demo", help="Organization slug (default: demo).")
         parser.add_argument("--threads", type=int, default=25, help="How many threads.")
-        parser.add_argument("--existing", action="store_true",
-                            help="Add the threads to the organization when it exists already.")
-        parser.add_argument("--first-run", action="store_true",
-                            help="When any organization exists already, create nothing and say how to "
-                                 "mint a new API key (what `make run` does on later starts).")
+        parser.add_argument(
+            "--existing", action="store_true", help="Add the threads to the organization when it exists already."
+        )
+        parser.add_argument(
+            "--first-run",
+            action="store_true",
+            help="When any organization exists already, create nothing and say how to "
+            "mint a new API key (what `make run` does on later starts).",
+        )
 
     def handle(self, *args, org, threads, existing, first_run, **options):
         if first_run and Organization.objects.exists():
@@ -60,16 +75,13 @@ class Command(OperatorCommand):
             User = get_user_model()
             new_user = not User.objects.filter(username=username).exists()
             if new_user:
-                user = User.objects.create_user(
-                    username=username, password=password, is_staff=True, is_superuser=True
-                )
+                user = User.objects.create_user(username=username, password=password, is_staff=True, is_superuser=True)
                 Membership.objects.create(user=user, organization=organization)
             _, raw = api_key_create(org=organization, name="demo", scope="write")
         seed_threads(organization, threads, Progress(self, threads, "Seeding"))
         self.stdout.write(f"Organization '{org}' with {threads:,} new threads.")
         if new_user:
-            self.stdout.write(f"Admin and operator pages: user '{username}', "
-                              f"password '{password}'.")
+            self.stdout.write(f"Admin and operator pages: user '{username}', password '{password}'.")
         self.stdout.write("Write API key (shown once):")
         self.stdout.write(raw)
 
@@ -114,34 +126,57 @@ def seed_threads(org: Organization, count: int, progress: Progress) -> None:
 
 def _demo_thread(org, i, rng, actor, now, threads, messages, events) -> None:
     topic, name = rng.choice(TITLES), f"Customer {i + 1}"
-    patch = merge.parse_patch({
-        "title": f"{topic} #{i + 1}",
-        "tags": rng.sample(TOPICS, k=rng.randint(0, 3)),
-        "metadata": {"priority": rng.choice(["low", "normal", "high"]),
-                     "channel": rng.choice(["web", "email", "chat"])},
-        "variables": {"customer_name": name, "plan": rng.choice(["free", "team", "enterprise"])},
-        "isArchived": rng.random() < 0.1,
-        "projectId": f"proj_{rng.randint(1, 20)}",
-    })
+    patch = merge.parse_patch(
+        {
+            "title": f"{topic} #{i + 1}",
+            "tags": rng.sample(TOPICS, k=rng.randint(0, 3)),
+            "metadata": {
+                "priority": rng.choice(["low", "normal", "high"]),
+                "channel": rng.choice(["web", "email", "chat"]),
+            },
+            "variables": {"customer_name": name, "plan": rng.choice(["free", "team", "enterprise"])},
+            "isArchived": rng.random() < 0.1,
+            "projectId": f"proj_{rng.randint(1, 20)}",
+        }
+    )
     state = merge.apply_patch(merge.DEFAULT_STATE, patch)
     merge.validate_state(state)
     created = now - timedelta(days=rng.uniform(0, 120))
     thread = Thread(id=uuid.uuid4(), organization_id=org.pk, created_at=created, **state)
-    event = {"organization_id": org.pk, "thread_id": thread.id, "actor_type": actor.type,
-             "actor_id": actor.id, "actor_name": actor.name}
-    events.append(Event(action=Event.Action.CREATED, version=1, created_at=created,
-                        changes=merge.diff(merge.DEFAULT_STATE, state), **event))
+    event = {
+        "organization_id": org.pk,
+        "thread_id": thread.id,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+    }
+    events.append(
+        Event(
+            action=Event.Action.CREATED,
+            version=1,
+            created_at=created,
+            changes=merge.diff(merge.DEFAULT_STATE, state),
+            **event,
+        )
+    )
     at, last, count = created, None, rng.randint(0, 4)
     for n in range(count):
         at += timedelta(seconds=rng.randint(5, 3600))
         role = "user" if n % 2 == 0 else "assistant"
         content = rng.choice(ASKS if role == "user" else ANSWERS).format(t=topic.lower(), n=name)
         messages.append(Message(thread_id=thread.id, role=role, content=content, created_at=at))
-        events.append(Event(
-            action=Event.Action.MESSAGE_ADDED, version=n + 2, created_at=at, **event,
-            changes={"messageCount": {"from": n, "to": n + 1},
-                     "lastActivityAt": {"from": merge.format_datetime(last), "to": merge.format_datetime(at)}},
-        ))
+        events.append(
+            Event(
+                action=Event.Action.MESSAGE_ADDED,
+                version=n + 2,
+                created_at=at,
+                **event,
+                changes={
+                    "messageCount": {"from": n, "to": n + 1},
+                    "lastActivityAt": {"from": merge.format_datetime(last), "to": merge.format_datetime(at)},
+                },
+            )
+        )
         last = at
     thread.message_count, thread.version = count, 1 + count
     thread.last_activity_at, thread.updated_at = last, last or created

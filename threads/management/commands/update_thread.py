@@ -36,31 +36,36 @@ class Command(OperatorCommand):
         parser.add_argument("--title")
         parser.add_argument("--tag", action="append", default=[], help="Add a tag.")
         parser.add_argument("--untag", action="append", default=[], help="Remove a tag.")
-        for first, second, field in (("archive", "unarchive", "isArchived"),
-                                     ("show", "hide", "visibleInUi")):
+        for first, second, field in (("archive", "unarchive", "isArchived"), ("show", "hide", "visibleInUi")):
             group = parser.add_mutually_exclusive_group()
             group.add_argument(f"--{first}", dest=field, action="store_true", default=None)
             group.add_argument(f"--{second}", dest=field, action="store_false")
-        parser.add_argument("--if-version", type=int, metavar="N",
-                            help="Write only if the thread is at version N.")
+        parser.add_argument("--if-version", type=int, metavar="N", help="Write only if the thread is at version N.")
 
     def handle(self, *args, thread_id, org, if_version, **options):
         patch = {}
-        for field, set_flag, unset_flag in (("metadata", "set", "unset"),
-                                            ("variables", "var", "unset_var")):
-            changes = {**pairs(options[set_flag], f"--{set_flag}"),
-                       **dict.fromkeys(options[unset_flag])}
+        for field, set_flag, unset_flag in (("metadata", "set", "unset"), ("variables", "var", "unset_var")):
+            changes = {**pairs(options[set_flag], f"--{set_flag}"), **dict.fromkeys(options[unset_flag])}
             if changes:
                 patch[field] = changes
-        for name, value in (("title", options["title"]), ("addTags", options["tag"]),
-                            ("removeTags", options["untag"]), ("isArchived", options["isArchived"]),
-                            ("visibleInUi", options["visibleInUi"])):
+        for name, value in (
+            ("title", options["title"]),
+            ("addTags", options["tag"]),
+            ("removeTags", options["untag"]),
+            ("isArchived", options["isArchived"]),
+            ("visibleInUi", options["visibleInUi"]),
+        ):
             if value not in (None, []):
                 patch[name] = value
         thread = find_thread(thread_id, org)
         try:
-            thread = thread_update(org=thread.organization, thread_id=thread.pk, patch=patch,
-                                   actor=Actor.command("update_thread"), if_match=if_version)
+            thread = thread_update(
+                org=thread.organization,
+                thread_id=thread.pk,
+                patch=patch,
+                actor=Actor.command("update_thread"),
+                if_match=if_version,
+            )
         except ThreadError as error:
             if error.param == "If-Match":
                 error.param = "--if-version"
