@@ -85,11 +85,11 @@ class Cluster:
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
 
-    def query(self, sql: str, database: str = "faults") -> str:
-        """One statement through psql; its rows, unaligned (``-At``)."""
+    def query(self, sql: str, database: str | None = None) -> str:
+        """One statement through psql (in the cluster's database unless told); its rows, unaligned."""
         done = subprocess.run(
-            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database]
-            + ["-v", "ON_ERROR_STOP=1", "-Atc", sql],
+            [str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+            + ["-d", database or self.database, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
             check=True,
             capture_output=True,
             text=True,

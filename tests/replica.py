@@ -69,7 +69,7 @@ class Standby(Cluster):
     and ``primary_conninfo``)."""
 
     def __init__(self, primary: Cluster) -> None:
-        super().__init__(primary.bin, primary.settings)
+        super().__init__(primary.bin, database=primary.database, settings=primary.settings)
         self.primary = primary
 
     def init(self) -> None:
