@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT = 10  # seconds; a request that takes longer counts as a hang
 
@@ -32,6 +34,20 @@ def pg_bin() -> Path | None:
     if override:
         return Path(override) if (Path(override) / "pg_ctl").exists() else None
     return Path(found[-1]).parent if found else None
+
+
+def pg_bin_or_skip(*tools: str) -> Path:
+    """The PostgreSQL binaries a test's own cluster needs (initdb, pg_ctl and ``tools``), and an OS
+    user to run them as when we are root; the test is skipped without them."""
+    bin_dir = pg_bin()
+    if bin_dir is None or not all((bin_dir / tool).exists() for tool in tools):
+        pytest.skip(f"PostgreSQL's server binaries ({', '.join(('initdb', 'pg_ctl', *tools))}) are not installed")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
+    return bin_dir
 
 
 def free_port() -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -183,3 +185,30 @@ def wsgi_keeps_the_test_transaction():
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
+
+
+def wsgi_request(app, method: str, path: str, body: bytes = b"", content_type: str = "application/json", **environ):
+    """One request straight to a WSGI application: (status line, response headers, body bytes)."""
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": content_type,
+        **environ,
+    }
+    setup_testing_defaults(env)
+    started = {}
+
+    def start_response(status, headers, exc_info=None):
+        started["status"], started["headers"] = status, headers
+
+    result = app(env, start_response)
+    try:
+        content = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return started["status"], started["headers"], content

@@ -15,8 +15,6 @@ run as the ``postgres`` OS user when we are root, removed afterwards.
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from .components import Cluster, free_port, pg_bin
+from .components import Cluster, free_port, pg_bin_or_skip
 
 REPLICATION = {
     "wal_level": "replica",
@@ -43,14 +41,7 @@ WRITES = f"{TABLES} AND query ~* '^\\s*(update|insert|delete|with)'"
 
 
 def binaries_or_skip() -> Path:
-    bin_dir = pg_bin()
-    if bin_dir is None or not (bin_dir / "pg_basebackup").exists():
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl, pg_basebackup) are not installed")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
+    bin_dir = pg_bin_or_skip("pg_basebackup")
     if not (bin_dir.parent / "lib" / "pg_stat_statements.so").exists():
         pytest.skip("pg_stat_statements is not installed (it counts the statements each server runs)")
     return bin_dir

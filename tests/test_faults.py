@@ -16,7 +16,6 @@ import http.client
 import itertools
 import json
 import os
-import pwd
 import secrets
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .components import REQUEST_TIMEOUT, Cluster, Serve, call, pg_bin
+from .components import REQUEST_TIMEOUT, Cluster, Serve, call, pg_bin_or_skip
 
 pytestmark = pytest.mark.faults
 
@@ -111,14 +110,7 @@ class Service:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
+    bin_dir = pg_bin_or_skip()
     cluster = Cluster(bin_dir)
     server = None
     try:

@@ -8,10 +8,8 @@ match in status, headers and body, and leave the same thread and history behind.
 
 from __future__ import annotations
 
-import io
 import json
 import re
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 from django.core.cache import cache
@@ -23,7 +21,7 @@ from threads.models import Event, Thread
 from threads.services import state_of, thread_create
 from threads_project import wsgi
 
-from .conftest import ACTOR, url
+from .conftest import ACTOR, url, wsgi_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_keeps_the_test_transaction")]
 
@@ -40,27 +38,10 @@ def send(
     **environ,
 ) -> tuple:
     """One request to the WSGI application: status, headers (but Date), body (JSON decoded)."""
-    env = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": content_type,
-    }
     if token:
-        env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    env.update(environ)
-    setup_testing_defaults(env)
-    started = {}
-
-    def start_response(status, headers, exc_info=None):
-        started["status"], started["headers"] = status, sorted(h for h in headers if h[0] != "Date")
-
-    result = app(env, start_response)
-    content = b"".join(result)
-    result.close()
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    status, headers, content = wsgi_request(app, method, path, body, content_type, **environ)
+    headers = sorted(h for h in headers if h[0] != "Date")
     try:
         data = json.loads(content)
         for name in NOW_DEPENDENT:
@@ -68,7 +49,7 @@ def send(
                 data[name] = "<now>"
     except ValueError:
         data = content
-    return started["status"], started["headers"], data
+    return status, headers, data
 
 
 def through_both(settings, thread: Thread, path: str, body: bytes, app=None, times: int = 1, **kw):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from .components import Cluster, Serve, call, manage, new_api_key, pg_bin, service_env
+from .components import Cluster, Serve, call, manage, new_api_key, pg_bin_or_skip, service_env
 from .webhook_receiver import Receiver
 
 pytestmark = pytest.mark.scaleout
@@ -69,14 +68,7 @@ class Nodes:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
+    bin_dir = pg_bin_or_skip()
     if not fresh_redis_db():
         pytest.skip("Redis is not reachable on 127.0.0.1:6379")
     cluster = Cluster(bin_dir, database="nodes")

@@ -16,8 +16,6 @@ from __future__ import annotations
 import http.cookiejar
 import itertools
 import json
-import os
-import pwd
 import re
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .components import Cluster, Serve, call, manage, new_api_key, pg_bin, service_env
+from .components import Cluster, Serve, call, manage, new_api_key, pg_bin_or_skip, service_env
 from .pgbouncer import PgBouncer, pgbouncer_bin
 
 pytestmark = pytest.mark.scaleout
@@ -59,16 +57,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    bin_dir = pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL's server binaries (initdb, pg_ctl) are not installed")
+    bin_dir = pg_bin_or_skip()
     if pgbouncer_bin() is None:
         pytest.skip("pgbouncer is not installed (.ci/pgbouncer-deps.sh installs Debian's package)")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' OS user to run PostgreSQL as")
     cluster = Cluster(bin_dir, database=DATABASE, settings={"timezone": SERVER_TIME_ZONE, "max_connections": "60"})
     bouncer = None
     try:

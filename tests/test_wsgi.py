@@ -3,41 +3,24 @@ one (sessions, CSRF, login, frame guard, static files)."""
 
 from __future__ import annotations
 
-import io
 import json
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 
 from threads_project.wsgi import application
 
-from .conftest import url
+from .conftest import url, wsgi_request
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wsgi_keeps_the_test_transaction")]
 
 
 def call(method: str, path: str, body: bytes = b"", **headers) -> tuple[int, dict[str, list[str]], bytes]:
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "SERVER_NAME": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "wsgi.input": io.BytesIO(body),
-        "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json",
-        **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
-    }
-    setup_testing_defaults(environ)
-    started = {}
-
-    def start_response(status, response_headers, exc_info=None):
-        started["status"] = int(status.split()[0])
-        started["headers"] = {}
-        for name, value in response_headers:
-            started["headers"].setdefault(name.lower(), []).append(value)
-
-    content = b"".join(application(environ, start_response))
-    return started["status"], started["headers"], content
+    environ = {f"HTTP_{name.upper()}": value for name, value in headers.items()}
+    status, response_headers, content = wsgi_request(application, method, path, body, **environ)
+    by_name: dict[str, list[str]] = {}
+    for name, value in response_headers:
+        by_name.setdefault(name.lower(), []).append(value)
+    return int(status.split()[0]), by_name, content
 
 
 def test_an_api_patch_skips_the_people_middleware(write_key, thread):
