@@ -91,14 +91,16 @@ def section(run) -> dict:
             def load(case: str, seconds: int) -> dict:
                 before = stats(run, url)
                 data = run.wrk_run(
-                    base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], seconds, cpu_of
+                    base, "patch.lua", [str(files[case]), "/api/v1/threads/", info["key"]], seconds, cpu_of, probe=True
                 )
                 data["db"] = per_patch(before, stats(run, url, settle=True), data["requests"])
                 return data
 
             def peer_load(case: str, seconds: int) -> dict:
                 cpu = {"peer": lambda: [p for pid in peer_pids for p in run.tree(pid)]}
-                return run.wrk_run(peer, "patch.lua", [str(files[f"peer-{case}"]), "/threads/", ""], seconds, cpu)
+                return run.wrk_run(
+                    peer, "patch.lua", [str(files[f"peer-{case}"]), "/threads/", ""], seconds, cpu, probe=True
+                )
 
             for case in CASES:
                 load(case, 3)  # warm-up: connections, prepared statements
@@ -129,8 +131,8 @@ def section(run) -> dict:
                     "indexes_before": indexes_before,
                     "indexes_after": stats(run, url)["indexes"],
                 }
-        if soak:
-            results["soak"] = soak_run(run, url, info["key"], files[SPREAD], soak)
+    if soak:  # ours alone: the peer has stopped
+        results["soak"] = soak_run(run, url, info["key"], files[SPREAD], soak)
     return results
 
 
@@ -144,13 +146,15 @@ def soak_run(run, url: str, key: str, ids_file, seconds: int) -> dict:
         out["indexes_before"], out["tables_before"] = first["indexes"], first["tables"]
         for n in range(max(1, seconds // segment)):
             before = stats(run, url)
-            data = run.wrk_run(base, "patch.lua", [str(ids_file), "/api/v1/threads/", key], segment, cpu_of)
+            data = run.wrk_run(base, "patch.lua", [str(ids_file), "/api/v1/threads/", key], segment, cpu_of, probe=True)
             data["db"] = per_patch(before, stats(run, url, settle=True), data["requests"])
             out["segments"].append(data)
             run.log(
                 f"  soak {n + 1}: {data['rps']:.0f} req/s, p99 {data['p99_us'] / 1000:.1f} ms, errors"
                 f" {data['errors']}, PostgreSQL CPU {data['cpu_ms']['postgres']:.2f} ms, dead tuples"
-                f" {data['db']['dead_tuples']:,}, autovacuums {data['db']['autovacuums']}"
+                f" {data['db']['dead_tuples']:,}, autovacuums {data['db']['autovacuums']}, server CPU"
+                f" {data['cpu_ms']['server']:.2f} ms, probe {data['probe']['unit_us']:.0f} µs a unit, steal"
+                f" {data['probe']['steal_pct']:.1f}%"
             )
         final = stats(run, url)
         out["indexes_after"], out["tables_after"] = final["indexes"], final["tables"]
@@ -179,6 +183,17 @@ def summary(case: dict) -> dict:
 
 
 BARS = {SPREAD: 1.2, HOT: 0.8}
+
+
+def _probe(data: dict) -> str:
+    unit = (data.get("probe") or {}).get("unit_us")
+    return "-" if unit is None else f"{unit:.0f}"
+
+
+def _in_probe_units(data: dict) -> float | None:
+    """Our server's CPU per PATCH over the probe's CPU per unit in the same minute."""
+    unit = (data.get("probe") or {}).get("unit_us")
+    return data["cpu_ms"]["server"] * 1000 / unit if unit else None
 
 
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -221,6 +236,16 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
                 last >= 0.9 * first and total >= 100_000,
             )
         )
+        costs = [_in_probe_units(seg) for seg in soak["segments"]]
+        if None not in costs:
+            rows.append(
+                (
+                    f"soak, {soak['seconds'] // 60} min: our server's CPU per PATCH, machine speed taken out",
+                    "last minute within 10% of the first",
+                    f"{costs[0]:.3f} -> {costs[-1]:.3f} probe units ({costs[-1] / costs[0]:.2f}x)",
+                    costs[-1] <= 1.1 * costs[0],
+                )
+            )
     return rows
 
 
@@ -250,16 +275,17 @@ def report(results: dict) -> list[str]:
             f"### {label}",
             "",
             "| round | ours req/s | p50 / p99 ms | CPU ms: server / PostgreSQL | heap tuples | HOT | WAL B |"
-            " peer req/s | p50 / p99 ms | ours/peer |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            " peer req/s | p50 / p99 ms | ours/peer | probe µs: ours / peer |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for n, row in enumerate(data["rounds"], 1):
             o, db = row["ours"], row["ours"]["db"]
             p = row.get("peer")
             peer = (
                 f" {p['rps']:.0f} | {p['p50_us'] / 1000:.1f} / {p['p99_us'] / 1000:.1f} | {row['ratio']:.2f}x |"
+                f" {_probe(o)} / {_probe(p)} |"
                 if p
-                else " - | - | - |"
+                else f" - | - | - | {_probe(o)} / - |"
             )
             out.append(
                 f"| {n} | {o['rps']:.0f} | {o['p50_us'] / 1000:.1f} / {o['p99_us'] / 1000:.1f} |"
@@ -280,17 +306,26 @@ def report(results: dict) -> list[str]:
         out += [
             f"### Soak: ours alone, {soak['seconds']} s over the 200 threads",
             "",
-            "| minute | req/s | p99 ms | errors | CPU ms: server / PostgreSQL | dead tuples | autovacuums |",
-            "|---|---|---|---|---|---|---|",
+            "| minute | req/s | p99 ms | errors | CPU ms: server / PostgreSQL | dead tuples | autovacuums |"
+            " probe µs | steal | server CPU in probe units |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for n, seg in enumerate(soak["segments"], 1):
+            cost = _in_probe_units(seg)
             out.append(
                 f"| {n} | {seg['rps']:.0f} | {seg['p99_us'] / 1000:.1f} | {seg['errors']} |"
                 f" {seg['cpu_ms']['server']:.2f} / {seg['cpu_ms']['postgres']:.2f} |"
-                f" {seg['db']['dead_tuples']:,} | {seg['db']['autovacuums']} |"
+                f" {seg['db']['dead_tuples']:,} | {seg['db']['autovacuums']} | {_probe(seg)} |"
+                f" {seg.get('probe', {}).get('steal_pct') or 0:.1f}% | {'-' if cost is None else f'{cost:.3f}'} |"
             )
         total = sum(seg["requests"] for seg in soak["segments"])
         out += [
+            "",
+            "The probe (bench/probe.py) times one fixed unit of pure-Python work in CPU time every half"
+            " second while the load runs: when the shared machine's cores slow down, its µs rise with our"
+            " server's CPU per PATCH. The last column is the server's CPU per PATCH over the probe's unit:"
+            " our server's own cost with the machine's speed taken out; a defect of ours (a cache that"
+            " grows, a query that slows) raises it, a slower machine does not.",
             "",
             f"{total:,} PATCHes. Index sizes before and after:",
             "",

@@ -308,10 +308,16 @@ def wrk(url_base: str, prefix: str, ids_file: Path, key: str, duration: int, pid
 
 
 def wrk_run(
-    url_base: str, script: str, args: list[str], duration: int, cpu_of: dict[str, Callable[[], list[int]]]
+    url_base: str,
+    script: str,
+    args: list[str],
+    duration: int,
+    cpu_of: dict[str, Callable[[], list[int]]],
+    probe: bool = False,
 ) -> dict:
     """One wrk load with ``bench/wrk/<script>``; ``cpu_ms``: the CPU time (ms per request) that
-    each group of processes spent meanwhile (each group's pids are listed before and after)."""
+    each group of processes spent meanwhile (each group's pids are listed before and after);
+    ``probe``: the machine's speed meanwhile (bench/probe.py), as ``probe``."""
     cmd = [
         "wrk",
         "-t2",
@@ -327,6 +333,11 @@ def wrk_run(
         *args,
     ]
     before = {name: {pid: cpu_seconds([pid]) for pid in pids()} for name, pids in cpu_of.items()}
+    prober = (
+        subprocess.Popen([sys.executable, str(HERE / "probe.py"), str(duration)], stdout=subprocess.PIPE, text=True)
+        if probe
+        else None
+    )
     proc = run(cmd, timeout=duration + 60)
     spent = {}
     for name, pids in cpu_of.items():
@@ -340,6 +351,8 @@ def wrk_run(
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     data["errors"] = data["non2xx"] + data["socket_errors"]
     data["cpu_ms"] = {name: cpu * 1000 / data["requests"] if data["requests"] else None for name, cpu in spent.items()}
+    if prober:
+        data["probe"] = json.loads(prober.communicate(timeout=60)[0])
     return data
 
 
