@@ -224,6 +224,17 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
                 s["last"] >= 0.9 * s["first"],
             )
         )
+        rounds = results["cases"][case]["rounds"]
+        costs = [_in_probe_units(rounds[0]["ours"]), _in_probe_units(rounds[-1]["ours"])]
+        if None not in costs:
+            rows.append(
+                (
+                    f"plain PATCH, {label}: no decay, machine speed taken out",
+                    "our server's CPU per PATCH in probe units, last round within 10% of the first",
+                    f"{costs[0]:.3f} -> {costs[1]:.3f} ({costs[1] / costs[0]:.2f}x)",
+                    costs[1] <= 1.1 * costs[0],
+                )
+            )
     soak = results.get("soak")
     if soak and soak["segments"]:
         first, last = soak["segments"][0]["rps"], soak["segments"][-1]["rps"]

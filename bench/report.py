@@ -139,9 +139,10 @@ def render(results: dict) -> str:
         "",
         f"Written by `make bench` ({'quick run' if results.get('quick') else 'full run'}) on"
         f" {results['started']}, commit `{m['commit']}`, in {results.get('elapsed_s', '?')} s."
-        " Rerun with `make bench` (about 15 minutes; the 1M-thread seed is kept in the `hbench_big`"
-        " database and reused) or `make bench BENCH_QUICK=1` (a few minutes, small data, written to"
-        " `bench/out/RESULTS-quick.md`). Raw figures: `bench/out/results.json`.",
+        " Rerun with `make bench` (about 50 minutes on 2 cores, the 10-minute soak included; the"
+        " 1M-thread seed, about 2 minutes, is kept in the `hbench_big` database and reused) or"
+        " `make bench BENCH_QUICK=1` (a few minutes, small data, written to `bench/out/RESULTS-quick.md`)."
+        " Raw figures: `bench/out/results.json`.",
         "",
         "## Machine",
         "",
