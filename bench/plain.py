@@ -185,15 +185,35 @@ def summary(case: dict) -> dict:
 BARS = {SPREAD: 1.2, HOT: 0.8}
 
 
+def _probe_reading(data: dict, name: str) -> float | None:
+    """One of bench/probe.py's readings over a load (``unit_us``, ``steal_pct``), if it ran."""
+    return (data.get("probe") or {}).get(name)
+
+
 def _probe(data: dict) -> str:
-    unit = (data.get("probe") or {}).get("unit_us")
+    unit = _probe_reading(data, "unit_us")
     return "-" if unit is None else f"{unit:.0f}"
+
+
+def _steal(data: dict) -> str:
+    steal = _probe_reading(data, "steal_pct")
+    return "-" if steal is None else f"{steal:.1f}%"
 
 
 def _in_probe_units(data: dict) -> float | None:
     """Our server's CPU per PATCH over the probe's CPU per unit in the same minute."""
-    unit = (data.get("probe") or {}).get("unit_us")
+    unit = _probe_reading(data, "unit_us")
     return data["cpu_ms"]["server"] * 1000 / unit if unit else None
+
+
+def _flat_in_probe_units(target: str, bar: str, first: dict, last: dict) -> list[tuple[str, str, str, bool]]:
+    """The targets row for our server's CPU per PATCH, machine speed taken out, from the first load
+    to the last (none when the probe did not run)."""
+    costs = [_in_probe_units(first), _in_probe_units(last)]
+    if None in costs:
+        return []
+    measured = f"{costs[0]:.3f} -> {costs[1]:.3f} probe units ({costs[1] / costs[0]:.2f}x)"
+    return [(target, bar, measured, costs[1] <= 1.1 * costs[0])]
 
 
 def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -225,16 +245,12 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
             )
         )
         rounds = results["cases"][case]["rounds"]
-        costs = [_in_probe_units(rounds[0]["ours"]), _in_probe_units(rounds[-1]["ours"])]
-        if None not in costs:
-            rows.append(
-                (
-                    f"plain PATCH, {label}: no decay, machine speed taken out",
-                    "our server's CPU per PATCH in probe units, last round within 10% of the first",
-                    f"{costs[0]:.3f} -> {costs[1]:.3f} ({costs[1] / costs[0]:.2f}x)",
-                    costs[1] <= 1.1 * costs[0],
-                )
-            )
+        rows += _flat_in_probe_units(
+            f"plain PATCH, {label}: no decay, machine speed taken out",
+            "our server's CPU per PATCH in probe units, last round within 10% of the first",
+            rounds[0]["ours"],
+            rounds[-1]["ours"],
+        )
     soak = results.get("soak")
     if soak and soak["segments"]:
         first, last = soak["segments"][0]["rps"], soak["segments"][-1]["rps"]
@@ -247,16 +263,12 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
                 last >= 0.9 * first and total >= 100_000,
             )
         )
-        costs = [_in_probe_units(seg) for seg in soak["segments"]]
-        if None not in costs:
-            rows.append(
-                (
-                    f"soak, {soak['seconds'] // 60} min: our server's CPU per PATCH, machine speed taken out",
-                    "last minute within 10% of the first",
-                    f"{costs[0]:.3f} -> {costs[-1]:.3f} probe units ({costs[-1] / costs[0]:.2f}x)",
-                    costs[-1] <= 1.1 * costs[0],
-                )
-            )
+        rows += _flat_in_probe_units(
+            f"soak, {soak['seconds'] // 60} min: our server's CPU per PATCH, machine speed taken out",
+            "last minute within 10% of the first",
+            soak["segments"][0],
+            soak["segments"][-1],
+        )
     return rows
 
 
@@ -327,7 +339,7 @@ def report(results: dict) -> list[str]:
                 f"| {n} | {seg['rps']:.0f} | {seg['p99_us'] / 1000:.1f} | {seg['errors']} |"
                 f" {seg['cpu_ms']['server']:.2f} / {seg['cpu_ms']['postgres']:.2f} |"
                 f" {seg['db']['dead_tuples']:,} | {seg['db']['autovacuums']} | {_probe(seg)} |"
-                f" {seg.get('probe', {}).get('steal_pct') or 0:.1f}% | {'-' if cost is None else f'{cost:.3f}'} |"
+                f" {_steal(seg)} | {'-' if cost is None else f'{cost:.3f}'} |"
             )
         total = sum(seg["requests"] for seg in soak["segments"])
         out += [
