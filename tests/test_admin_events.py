@@ -151,3 +151,26 @@ def test_filtered_by_a_rare_action_a_large_organization_s_page_reads_only_those_
 
     assert [e.action for e in response.context["cl"].result_list] == [action]
     assert read < 100, read  # the partial index of deletions, not 40,000 events read and dropped
+
+
+@pytest.mark.parametrize("query", [{}, {"action__exact": "updated"}, {"action__exact": "updated", "q": "tests"}])
+def test_each_row_links_to_its_own_event_with_the_list_s_filters_as_django_makes_the_link(two_orgs, query):
+    # The changelist makes the row link once a page (threads.admin.IndexedChangeList); it must be
+    # the link Django's own rendering makes for each row: reversed, the filters merged in.
+    from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+    from django.contrib.admin.views.main import ChangeList
+
+    org, _ = two_orgs
+    response = staff_of(org, "sam").get(EVENTS, query)
+    cl = response.context["cl"]
+
+    assert cl.result_list
+    for event in cl.result_list:
+        django_s = ChangeList.url_for_result(cl, event)
+        expected = add_preserved_filters({"preserved_filters": cl.row_filters, "opts": cl.opts}, django_s)
+        assert f'href="{expected.replace("&", "&amp;")}"' in response.text
+        assert f"/admin/threads/event/{event.pk}/change/" in expected
+        if query:
+            assert "_changelist_filters=" in expected and "action__exact%3Dupdated" in expected
+        else:
+            assert "?" not in expected

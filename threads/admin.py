@@ -12,6 +12,8 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
+from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.db.models import Q
 from django.http import HttpResponseRedirect
@@ -116,6 +118,27 @@ class IndexedChangeList(ChangeList):
     that the ``(organization, column, id)`` indexes serve every sortable column across all
     organizations (a superuser's list) as well as within one. Any other order asked for in the
     URL is the default order."""
+
+    ROW_PK = "0rowpk0"  # where a row's primary key goes in the link made once for the page
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Django's row rendering would reverse each row's link and resolve it again to merge the
+        # page's filters into it (a tenth of a 50-row page's time); every row's link is the same
+        # but for its key, so it is made once here, filters merged, and the key put in per row.
+        self.row_filters, self.preserved_filters = self.preserved_filters, ""
+        self._row_link: list[str] | None = None
+
+    def url_for_result(self, result):
+        if self._row_link is None:
+            link = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=(self.ROW_PK,),
+                current_app=self.model_admin.admin_site.name,
+            )
+            context = {"preserved_filters": self.row_filters, "opts": self.opts}
+            self._row_link = add_preserved_filters(context, link).split(self.ROW_PK)
+        return str(quote(getattr(result, self.pk_attname))).join(self._row_link)
 
     def get_ordering(self, request, queryset):
         ordering = super().get_ordering(request, queryset.order_by())
