@@ -1,7 +1,7 @@
 """The benchmark's Django-side steps, run by ``bench/run.py`` as a subprocess with the database
 chosen by ``DATABASE_URL``:
 
-    python bench/tasks.py prepare MAIN OTHER   # migrate, seed if needed, make an API key -> JSON
+    python bench/tasks.py prepare MAIN OTHER   # migrate, seed if needed, an API key for each -> JSON
     python bench/tasks.py list MAIN REPEAT      # time the list API in-process, EXPLAIN it -> JSON
     python bench/tasks.py list_sql KEY          # the parity list's SQL, its bucket a placeholder -> JSON
 
@@ -83,8 +83,12 @@ def prepare(main_count: int, other_count: int) -> dict:
         seeded = None
     org = orgs[0][1]
     raw_key = api_key_create(org=org, name=f"bench {time.strftime('%H:%M:%S')}")[1]
+    # A load on the other organization needs that organization's key: with this one's every
+    # request would be a 404.
+    other_key = api_key_create(org=orgs[1][1], name=f"bench {time.strftime('%H:%M:%S')}")[1]
     return {
         "key": raw_key,
+        "other_key": other_key,
         "org": str(org.pk),
         "seed_seconds": seeded,
         "counts": {MAIN: main_count, OTHER: other_count},

@@ -8,7 +8,8 @@
     local receiver; from an event's ``createdAt`` to its arrival, p50 and p99. Four runs: the
     healthy endpoint alone, and beside 2 hung endpoints (accept, never answer) and 1 refusing one
     in the same organization; each alone on the machine and with a wrk PATCH load on the other
-    organization beside it.
+    organization beside it (with that organization's own key: real writes and events); the
+    machine's speed meanwhile (bench/probe.py).
 (c) Throughput: a backlog made while no worker runs, then one worker delivering it to a fast
     local receiver (one endpoint, then four): deliveries/s from the first arrival to the last,
     and the worker's CPU per delivery.
@@ -101,6 +102,7 @@ def section(run, info: dict) -> dict:
                             database_url,
                             base,
                             info["key"],
+                            info["other_key"],
                             main_ids,
                             other_file,
                             receiver,
@@ -211,21 +213,31 @@ class Paced:
         return sent
 
 
-def latency(run, database_url, base, key, ids, other_file, receiver, hung, with_others, background) -> dict:
+def latency(run, database_url, base, key, other_key, ids, other_file, receiver, hung, with_others, background) -> dict:
+    """``key`` PATCHes the paced threads (``ids``), ``other_key`` the other organization's for the load beside."""
     seconds = 10 if run.QUICK else 60
     urls = [receiver.url] + ([h.url for h in hung] + [refusing_url()] if with_others else [])
     set_endpoints(run, database_url, "bench-main", urls)
     set_endpoints(run, database_url, "bench-other", [])
     receiver.received.clear()
     worker = start_worker(run, database_url)
-    load = None
+    load, loaded = None, {}
     try:
         time.sleep(2)  # up and idle
         if background:
-            load = threading.Thread(target=run.wrk, args=(base, "/api/v1/threads/", other_file, key, seconds + 2))
+            load = threading.Thread(
+                target=lambda: loaded.update(run.wrk(base, "/api/v1/threads/", other_file, other_key, seconds + 2))
+            )
             load.start()
             time.sleep(1)
-        sent = Paced(base, key, ids).run(RATE, seconds)
+        # The machine's speed meanwhile (bench/probe.py): a shared machine's cores slow down and
+        # speed up, and every step of a delivery with them.
+        prober = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "probe.py"), str(seconds)], stdout=subprocess.PIPE, text=True
+        )
+        paced = Paced(base, key, ids)
+        sent = paced.run(RATE, seconds)
+        probe = json.loads(prober.communicate(timeout=60)[0])
         deadline = time.monotonic() + 30
         while len(receiver.event_ids()) < sent and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -247,11 +259,18 @@ def latency(run, database_url, base, key, ids, other_file, receiver, hung, with_
         "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
         "max_ms": latencies[-1] * 1000 if latencies else None,
+        "paced_errors": paced.errors,
+        "probe_unit_us": probe.get("unit_us"),
+        "steal_pct": probe.get("steal_pct"),
+        # The load beside: PATCHes of the other organization's threads (each a write and an event).
+        "load_rps": loaded.get("rps"),
+        "load_errors": loaded.get("errors"),
     }
     run.log(
         f"  latency, {'with 2 hung + 1 refusing' if with_others else 'healthy only'},"
         f" {'wrk PATCH load beside' if background else 'no other load'}: {result['delivered']}/{sent} delivered,"
         f" p50 {result['p50_ms'] or 0:.1f} ms, p99 {result['p99_ms'] or 0:.1f} ms, max {result['max_ms'] or 0:.0f} ms"
+        + (f"; load {result['load_rps']:.0f} req/s, {result['load_errors']} errors" if load else "")
     )
     return result
 
@@ -291,6 +310,10 @@ def throughput(run, database_url, base, key, main_file, receiver, endpoints: int
         f" {result['per_second'] or 0:.0f} deliveries/s, worker CPU {result['worker_cpu_ms'] or 0:.2f} ms/delivery"
     )
     return result
+
+
+def _or_dash(value, spec: str, unit: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{unit}"
 
 
 def _median(rows: list[dict], mode: str, field: str = "rps") -> float:
@@ -368,17 +391,23 @@ def report(results: dict) -> list[str]:
         out += [
             f"Latency: PATCHes paced at {RATE}/s through `manage.py serve` (one kept-alive connection), one"
             " `deliver_webhooks` (default settings: 10 s timeout); from each event's `createdAt` (stamped"
-            " inside its transaction, just before the commit) to its arrival at a local receiver:",
+            " inside its transaction, just before the commit) to its arrival at a local receiver. The load"
+            " beside is wrk PATCHing the other organization's threads with that organization's key (each a"
+            " write and an event); the probe is bench/probe.py's unit of pure-Python work over the run"
+            " (µs, higher is a slower machine):",
             "",
-            "| endpoints in the organization | load beside | delivered | p50 ms | p99 ms | max ms |",
-            "|---|---|---|---|---|---|",
+            "| endpoints in the organization | load beside | delivered | p50 ms | p99 ms | max ms"
+            " | load req/s (errors) | probe µs | steal |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for row in lat:
+            load = f"{row['load_rps']:.0f} ({row['load_errors']})" if row.get("load_rps") is not None else "-"
             out.append(
                 f"| {'healthy + 2 hung + 1 refusing' if row['with_others'] else 'healthy'} |"
                 f" {'wrk PATCH, other organization' if row['background'] else 'none'} |"
                 f" {row['delivered']}/{row['sent']} | {row['p50_ms'] or 0:.1f} | {row['p99_ms'] or 0:.1f} |"
-                f" {row['max_ms'] or 0:.0f} |"
+                f" {row['max_ms'] or 0:.0f} | {load} | {_or_dash(row.get('probe_unit_us'), '.0f')} |"
+                f" {_or_dash(row.get('steal_pct'), '.1f', '%')} |"
             )
         out.append("")
     if thr:
