@@ -296,6 +296,19 @@ def test_sigterm_lets_the_attempt_in_flight_finish_and_exits_0(org, hook, receiv
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
 
 
+def test_signals_that_keep_coming_while_the_worker_stops_still_end_in_exit_0(org, hook, receiver, workers):
+    # A supervisor (or a test's stop()) may signal again while the worker shuts down; the last
+    # moments of a Python process's shutdown put back the signals' default action (death).
+    w = workers()
+    new_thread(org)
+    receiver.wait_for(1, seconds=15)
+    w.signal(signal.SIGTERM)
+    while w.proc.poll() is None:
+        w.signal(signal.SIGTERM)
+        time.sleep(0.001)
+    assert w.proc.returncode == 0
+
+
 def test_two_workers_one_killed_mid_run_lose_nothing(org, hook, receiver, workers):
     receiver.delay = 1.0  # long enough that the first worker is still waiting when it is killed
     thread = new_thread(org)

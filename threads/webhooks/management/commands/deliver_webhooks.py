@@ -61,3 +61,8 @@ class Command(OperatorCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, on_signal)
         loop.run(stop, once=once, concurrency=concurrency)
+        # Stopped, with nothing left in flight: a further SIGTERM or SIGINT (a supervisor's or a
+        # second Ctrl-C) is ignored. Python puts back the default action, death by the signal,
+        # while the interpreter shuts down, which turned a clean stop into exit -15 (seen in CI).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
