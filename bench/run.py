@@ -333,11 +333,7 @@ def wrk_run(
         *args,
     ]
     before = {name: {pid: cpu_seconds([pid]) for pid in pids()} for name, pids in cpu_of.items()}
-    prober = (
-        subprocess.Popen([sys.executable, str(HERE / "probe.py"), str(duration)], stdout=subprocess.PIPE, text=True)
-        if probe
-        else None
-    )
+    prober = start_probe(duration) if probe else None
     proc = run(cmd, timeout=duration + 60)
     spent = {}
     for name, pids in cpu_of.items():
@@ -352,8 +348,17 @@ def wrk_run(
     data["errors"] = data["non2xx"] + data["socket_errors"]
     data["cpu_ms"] = {name: cpu * 1000 / data["requests"] if data["requests"] else None for name, cpu in spent.items()}
     if prober:
-        data["probe"] = json.loads(prober.communicate(timeout=60)[0])
+        data["probe"] = probe_reading(prober)
     return data
+
+
+def start_probe(seconds: float) -> subprocess.Popen:
+    """bench/probe.py for ``seconds``: the machine's speed meanwhile; read with ``probe_reading``."""
+    return subprocess.Popen([sys.executable, str(HERE / "probe.py"), str(seconds)], stdout=subprocess.PIPE, text=True)
+
+
+def probe_reading(prober: subprocess.Popen) -> dict:
+    return json.loads(prober.communicate(timeout=60)[0])
 
 
 def pgbench(org: str, base: int, stride: int, spread: int, duration: int, database: str = PG_DB) -> dict:

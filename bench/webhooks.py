@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import plain  # noqa: E402 - bench/ is on the path when run.py runs this
+
 from tests.webhook_receiver import Hung, Receiver, refusing_url  # noqa: E402
 
 LOOPBACK = {"WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
@@ -232,12 +234,10 @@ def latency(run, database_url, base, key, other_key, ids, other_file, receiver, 
             time.sleep(1)
         # The machine's speed meanwhile (bench/probe.py): a shared machine's cores slow down and
         # speed up, and every step of a delivery with them.
-        prober = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "probe.py"), str(seconds)], stdout=subprocess.PIPE, text=True
-        )
+        prober = run.start_probe(seconds)
         paced = Paced(base, key, ids)
         sent = paced.run(RATE, seconds)
-        probe = json.loads(prober.communicate(timeout=60)[0])
+        probe = run.probe_reading(prober)
         deadline = time.monotonic() + 30
         while len(receiver.event_ids()) < sent and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -260,8 +260,7 @@ def latency(run, database_url, base, key, other_key, ids, other_file, receiver, 
         "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000 if latencies else None,
         "max_ms": latencies[-1] * 1000 if latencies else None,
         "paced_errors": paced.errors,
-        "probe_unit_us": probe.get("unit_us"),
-        "steal_pct": probe.get("steal_pct"),
+        "probe": probe,  # as wrk_run keeps it: plain.py's readers show it
         # The load beside: PATCHes of the other organization's threads (each a write and an event).
         "load_rps": loaded.get("rps"),
         "load_errors": loaded.get("errors"),
@@ -310,10 +309,6 @@ def throughput(run, database_url, base, key, main_file, receiver, endpoints: int
         f" {result['per_second'] or 0:.0f} deliveries/s, worker CPU {result['worker_cpu_ms'] or 0:.2f} ms/delivery"
     )
     return result
-
-
-def _or_dash(value, spec: str, unit: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{unit}"
 
 
 def _median(rows: list[dict], mode: str, field: str = "rps") -> float:
@@ -406,8 +401,7 @@ def report(results: dict) -> list[str]:
                 f"| {'healthy + 2 hung + 1 refusing' if row['with_others'] else 'healthy'} |"
                 f" {'wrk PATCH, other organization' if row['background'] else 'none'} |"
                 f" {row['delivered']}/{row['sent']} | {row['p50_ms'] or 0:.1f} | {row['p99_ms'] or 0:.1f} |"
-                f" {row['max_ms'] or 0:.0f} | {load} | {_or_dash(row.get('probe_unit_us'), '.0f')} |"
-                f" {_or_dash(row.get('steal_pct'), '.1f', '%')} |"
+                f" {row['max_ms'] or 0:.0f} | {load} | {plain._probe(row)} | {plain._steal(row)} |"
             )
         out.append("")
     if thr:
