@@ -421,3 +421,37 @@ def test_an_idle_worker_probes_no_endpoint_until_an_event_can_be_delivered(org, 
     thread_update(org=org, thread_id=thread.pk, patch={"metadata": {"n": "1"}}, actor=ACTOR)
     news, count = probes()
     assert count == 1 and sorted(news) == sorted(e.pk for e in endpoints)
+
+
+def test_a_claim_names_the_endpoints_it_gave_their_whole_share(org):
+    endpoints = due_backlog(org, 3, per=10)
+    assert worker.claim(5).full == {e.pk for e in endpoints}  # dealt 1, 2, 2: the budget ran out first
+    short = due_backlog(org, 1, per=3)[0]
+    claimed = worker.claim(100, exclude=[e.pk for e in endpoints])
+    assert shares(claimed) == {short.pk: 3} and claimed.full == set()  # all it had due: nothing more waits
+
+
+def test_a_backlog_larger_than_the_workers_budget_flows_without_waiting_for_the_next_round_of_claims(
+    org, receiver, monkeypatch
+):
+    # Four endpoints with 40 due and one sender (a budget of 4 held at once): every claim is cut by
+    # the budget, not by an endpoint's limit. The next one comes as soon as outcomes free the
+    # budget; the periodic round of claims never comes here (an hour apart).
+    monkeypatch.setattr(loop, "CLAIM_SECONDS", 3600)
+    endpoints = [endpoint_create(org=org, data={"url": f"{receiver.url}/{n}"}) for n in range(4)]
+    now = timezone.now()
+    Delivery.objects.bulk_create(
+        Delivery(endpoint=e, event=None, next_attempt_at=now, created_at=now) for e in endpoints for _ in range(10)
+    )
+    stop = threading.Event()
+    running = threading.Thread(target=loop.run, args=(stop,), kwargs={"concurrency": 1})
+    running.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        running.join(timeout=30)
+    assert len(receiver.received) == 40
+    assert Delivery.objects.filter(status="succeeded").count() == 40

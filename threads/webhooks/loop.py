@@ -214,35 +214,30 @@ class Loop:
             self._take(claimed)  # committed: now they may be sent
         return created
 
-    def _claim(self, budget: int, due_by) -> list[Delivery]:
+    def _claim(self, budget: int, due_by) -> worker.Claimed:
         claimed = self._claim_rows(budget, due_by)
         self._take(claimed)
         return claimed
 
-    def _claim_rows(self, budget: int, due_by) -> list[Delivery]:
+    def _claim_rows(self, budget: int, due_by) -> worker.Claimed:
         held = {pk: n for pk, n in self.held.items() if n}
         return worker.claim(
             budget, due_by=due_by, exclude=self.failed_here, served=self.served, held=held, proven=self.proven
         )
 
-    def _take(self, claimed: list[Delivery]) -> None:
+    def _take(self, claimed: worker.Claimed) -> None:
         """Claimed (and committed): into their lanes, and the senders start."""
-        held = {pk: n for pk, n in self.held.items() if n}
         self.claims += 1
         got: dict = defaultdict(int)
-        endpoints = {}
         for delivery in claimed:
             got[delivery.endpoint_id] += 1
-            endpoints[delivery.endpoint_id] = delivery.endpoint
             self.served[delivery.endpoint_id] = self.claims
-        # Given all it could hold: it probably has more due; claimed again when its lane runs low.
+        # Given its whole share (all its limit allowed, or all the budget did): it probably has more
+        # due, and is claimed again as soon as its lane runs low, not at the next round of claims.
         if not claimed:
             self.refill = set()
-        for pk, n in got.items():
-            if n + held.get(pk, 0) >= worker.limit(endpoints[pk], pk in self.proven):
-                self.refill.add(pk)
-            else:
-                self.refill.discard(pk)
+        for pk in got:
+            (self.refill.add if pk in claimed.full else self.refill.discard)(pk)
         for pk, n in got.items():
             self.held[pk] += n
         for job in self.lanes.add(claimed):

@@ -148,6 +148,15 @@ def limit(endpoint: WebhookEndpoint, proven: bool = True) -> int:
     return in_flight * PREFETCH if proven and not endpoint.consecutive_failures else in_flight
 
 
+class Claimed(list):
+    """What a claim leased (a list of deliveries), and ``full``: the endpoints given their whole
+    share, as much as the budget or their limit allowed; they probably have more due."""
+
+    def __init__(self, deliveries=(), full=()) -> None:
+        super().__init__(deliveries)
+        self.full = set(full)
+
+
 def claim(
     budget: int,
     *,
@@ -156,7 +165,7 @@ def claim(
     served: dict | None = None,
     held: dict | None = None,
     proven: set | None = None,
-) -> list:
+) -> Claimed:
     """Up to ``budget`` due deliveries (due at ``due_by``, by default now), leased to this worker,
     each with its ``endpoint`` and ``event`` loaded, oldest first for each endpoint. ``served``
     (endpoint id -> when this worker last claimed for it) orders the rotation, least recently
@@ -164,7 +173,7 @@ def claim(
     from other workers'; ``exclude`` skips endpoints; ``proven`` (endpoint ids whose last attempt by
     this worker succeeded; None: every endpoint) says which may be leased a batch."""
     if budget <= 0:
-        return []
+        return Claimed()
     now = timezone.now()
     due_by = min(now, due_by) if due_by else now
     served, held = served if served is not None else {}, held if held is not None else {}
@@ -191,15 +200,17 @@ def claim(
         order = sorted((e for e in endpoints if free[e.pk] > 0), key=lambda e: (served.get(e.pk, -1), random.random()))
         shares = _shares(order, free, budget)
         if not shares:
-            return []
+            return Claimed()
         ids = _lease(shares, due_by, now, {e.pk: held.get(e.pk, 0) for e in order})
         by_pk = {e.pk: e for e in endpoints}
         claimed = list(
             Delivery.objects.filter(pk__in=ids).select_related("event").order_by("endpoint", "next_attempt_at", "id")
         )
+    got: dict = defaultdict(int)
     for delivery in claimed:
         delivery.endpoint = by_pk[delivery.endpoint_id]
-    return claimed
+        got[delivery.endpoint_id] += 1
+    return Claimed(claimed, full=[pk for pk, share in shares.items() if got[pk] >= share])
 
 
 def _shares(order: list[WebhookEndpoint], free: dict, budget: int) -> dict:
